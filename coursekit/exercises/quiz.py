@@ -1,0 +1,88 @@
+"""Multiple-choice quizzes: ipywidgets with feedback, or plain text without a widget front end."""
+
+from __future__ import annotations
+
+from coursekit.exercises.registry import QuizQuestion, all_quiz_questions
+
+LETTERS = "abcdefgh"
+
+
+def _questions(notebook: str) -> list[QuizQuestion]:
+    questions = [q for q in all_quiz_questions() if q.notebook == notebook]
+    if not questions:
+        raise KeyError(f"No quiz questions are registered for notebook {notebook!r}.")
+    return questions
+
+
+def quiz_text(notebook: str) -> str:
+    """The quiz of ``notebook`` as text, with how to answer it from code."""
+    lines = [f"Quiz for notebook {notebook}"]
+    for q in _questions(notebook):
+        lines.append("")
+        lines.append(f"[{q.id}] {q.question}")
+        lines += [f"   ({LETTERS[i]}) {option}" for i, option in enumerate(q.options)]
+    lines.append("")
+    lines.append("Answer in code: coursekit.exercises.answer_quiz('<id>', '<letter>')")
+    return "\n".join(lines)
+
+
+def answer_quiz(question_id: str, choice: str | int) -> bool:
+    """Answer a quiz question by letter or index; prints feedback and records it."""
+    from coursekit import progress
+
+    matches = [q for q in all_quiz_questions() if q.id == question_id]
+    if not matches:
+        print(f"✗ No quiz question {question_id!r}.")
+        return False
+    q = matches[0]
+    index = LETTERS.index(choice.lower()) if isinstance(choice, str) else int(choice)
+    if not 0 <= index < len(q.options):
+        print(f"✗ {question_id} has options (a)-({LETTERS[len(q.options) - 1]}).")
+        return False
+    correct = index == q.answer
+    progress.record_quiz(q.notebook, q.id, correct)
+    verdict = "✓ Correct." if correct else f"✗ Not quite: the answer is ({LETTERS[q.answer]})."
+    print(f"{verdict} {q.explanation}")
+    return correct
+
+
+def _question_widget(q: QuizQuestion):  # -> ipywidgets.VBox
+    import ipywidgets as w
+
+    from coursekit import progress
+
+    choices = w.RadioButtons(
+        options=[(f"({LETTERS[i]}) {o}", i) for i, o in enumerate(q.options)],
+        value=None,
+        layout=w.Layout(width="auto"),
+    )
+    button = w.Button(description="Check answer", button_style="primary")
+    feedback = w.HTML()
+
+    def on_click(_: object) -> None:
+        if choices.value is None:
+            feedback.value = "<i>Pick an option first.</i>"
+            return
+        correct = choices.value == q.answer
+        progress.record_quiz(q.notebook, q.id, correct)
+        mark = "✅ Correct." if correct else f"❌ Not quite: the answer is ({LETTERS[q.answer]})."
+        feedback.value = f"<b>{mark}</b> {q.explanation}"
+
+    button.on_click(on_click)
+    box = w.VBox([w.HTML(f"<b>{q.id}</b>: {q.question}"), choices, button, feedback])
+    box.add_class("coursekit-quiz")
+    return box
+
+
+def show_quiz(notebook: str) -> None:
+    """Show the quiz of ``notebook``: widgets in JupyterLab, text elsewhere."""
+    from coursekit.viz import show_widget, widgets_available
+
+    text = quiz_text(notebook)
+    if not widgets_available():
+        print(text)
+        return
+    import ipywidgets as w
+
+    box = w.VBox([_question_widget(q) for q in _questions(notebook)])
+    show_widget(box, fallback=text)

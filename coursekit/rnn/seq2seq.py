@@ -1,0 +1,260 @@
+"""GRU encoder-decoder for translation, without and with additive (Bahdanau) attention.
+
+Notebook 02 writes the recurrent cells out by hand and checks them against PyTorch; here we use
+``torch.nn.GRU`` for speed.
+
+* **Encoder**: embeddings -> bidirectional GRU over the (packed) source -> states ``h_1..h_S``
+  ``(B, S, 2H)`` and a summary (both directions' final states) ``(B, 2H)``.
+* **Decoder without attention** (Cho et al. / Sutskever et al. 2014): every step sees the
+  *same* summary vector ``c`` (concatenated to its input). The whole sentence must squeeze
+  through ``c``: the context-vector bottleneck.
+* **Decoder with attention** (Bahdanau et al. 2014 scoring): at each target step ``t`` the
+  decoder state ``s_t`` scores every source state with ``e_tj = v^T tanh(W s_t + U h_j)``,
+  the softmax of the scores (masked on padding) gives weights ``alpha_tj`` (the *alignment*),
+  and the context ``c_t = sum_j alpha_tj h_j`` is a fresh, step-specific summary.
+  As in Luong et al. (2015) the context is computed *after* the GRU step, so teacher-forced
+  training runs the decoder GRU over the whole target in one call (much faster on a CPU).
+
+Text handling (lower-casing word tokenizer, vocabulary, detokenizer) lives here too so that
+notebooks 03 and 05 can prepare the French-English pairs the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = [
+    "AdditiveAttention",
+    "Seq2Seq",
+    "Seq2SeqConfig",
+    "WordVocab",
+    "detokenize",
+    "tokenize",
+]
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word/punctuation tokens: ``"Je l'ai vu."`` -> ``['je', 'l', "'", 'ai', 'vu', '.']``."""
+    return _TOKEN.findall(text.lower())
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Join tokens back into text: no space before punctuation, none around apostrophes."""
+    text = " ".join(tokens)
+    text = re.sub(r" ([.,!?;:%)])", r"\1", text)
+    text = re.sub(r"([(]) ", r"\1", text)
+    text = re.sub(r" ?' ?", "'", text)
+    return text
+
+
+class WordVocab:
+    """A word vocabulary with ``<pad>=0, <bos>=1, <eos>=2, <unk>=3``."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.itos: list[str] = [PAD, BOS, EOS, UNK]
+        self.itos += [w for w in words if w not in (PAD, BOS, EOS, UNK)]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+        self.pad_id, self.bos_id, self.eos_id, self.unk_id = 0, 1, 2, 3
+
+    @classmethod
+    def build(cls, texts: Iterable[str], *, min_freq: int = 2, max_size: int | None = None) -> WordVocab:
+        """Vocabulary of the tokens seen at least ``min_freq`` times (most frequent first)."""
+        counts = Counter(tok for t in texts for tok in tokenize(t))
+        words = [w for w, c in counts.most_common(max_size) if c >= min_freq]
+        return cls(words)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str, *, add_bos: bool = False, add_eos: bool = True) -> list[int]:
+        ids = [self.stoi.get(t, self.unk_id) for t in tokenize(text)]
+        return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Token ids -> text, stopping at ``<eos>`` and skipping ``<pad>``/``<bos>``."""
+        words = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i in (self.pad_id, self.bos_id):
+                continue
+            words.append(self.itos[i])
+        return detokenize(words)
+
+    def tokens(self, ids: Iterable[int]) -> list[str]:
+        """Like :meth:`decode` but returns the token strings (for plot labels)."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i not in (self.pad_id, self.bos_id):
+                out.append(self.itos[i])
+        return out
+
+
+@dataclass
+class Seq2SeqConfig:
+    """Sizes of the GRU encoder-decoder. ``attention=False`` gives the fixed-context baseline."""
+
+    src_vocab: int
+    tgt_vocab: int
+    d_emb: int = 128
+    d_hidden: int = 256
+    attention: bool = True
+    dropout: float = 0.1
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau scoring ``e_j = v^T tanh(W s + U h_j)``; softmax over unmasked ``j``.
+
+    ``forward(query (B, T, d_q), keys (B, S, d_k), key_valid (B, S) bool)`` returns the
+    contexts ``(B, T, d_k)`` and the weights ``(B, T, S)``.
+    """
+
+    def __init__(self, d_query: int, d_key: int, d_attn: int) -> None:
+        super().__init__()
+        self.w_query = nn.Linear(d_query, d_attn, bias=False)
+        self.w_key = nn.Linear(d_key, d_attn, bias=True)
+        self.v = nn.Linear(d_attn, 1, bias=False)
+
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, key_valid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if query.dim() != 3 or keys.dim() != 3 or query.shape[0] != keys.shape[0]:
+            raise ValueError(
+                f"query must be (B, T, d_q) and keys (B, S, d_k); got {tuple(query.shape)}, "
+                f"{tuple(keys.shape)}."
+            )
+        # (B, T, 1, A) + (B, 1, S, A) -> (B, T, S)
+        scores = self.v(torch.tanh(self.w_query(query).unsqueeze(2) + self.w_key(keys).unsqueeze(1)))
+        scores = scores.squeeze(-1)
+        if key_valid is not None:
+            scores = scores.masked_fill(~key_valid.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return torch.bmm(weights, keys), weights
+
+
+class Seq2Seq(nn.Module):
+    """GRU encoder-decoder; see the module docstring. Batches are ``(src, tgt)`` id tensors.
+
+    ``src`` ``(B, S)`` padded with ``pad_id`` and ending in ``eos``; ``tgt`` ``(B, T)`` starts
+    with ``bos`` and ends with ``eos`` (then padding). :meth:`forward` is teacher-forced.
+    """
+
+    def __init__(self, config: Seq2SeqConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        h = c.d_hidden
+        self.src_emb = nn.Embedding(c.src_vocab, c.d_emb, padding_idx=c.pad_id)
+        self.tgt_emb = nn.Embedding(c.tgt_vocab, c.d_emb, padding_idx=c.pad_id)
+        self.encoder = nn.GRU(c.d_emb, h, batch_first=True, bidirectional=True)
+        self.bridge = nn.Linear(2 * h, h)  # encoder summary -> initial decoder state
+        dec_in = c.d_emb if c.attention else c.d_emb + 2 * h
+        self.decoder = nn.GRU(dec_in, h, batch_first=True)
+        self.attn = AdditiveAttention(h, 2 * h, h) if c.attention else None
+        self.combine = nn.Linear(h + 2 * h + c.d_emb, h)
+        self.out = nn.Linear(h, c.tgt_vocab)
+        self.drop = nn.Dropout(c.dropout)
+
+    # ---- encoder -------------------------------------------------------------------------------
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``src`` ``(B, S)`` -> states ``(B, S, 2H)``, summary ``(B, 2H)``, valid ``(B, S)``."""
+        if src.dim() != 2:
+            raise ValueError(f"src must be (B, S) token ids, got shape {tuple(src.shape)}.")
+        valid = src != self.config.pad_id
+        lengths = valid.sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(
+            self.drop(self.src_emb(src)), lengths, batch_first=True, enforce_sorted=False
+        )
+        states, h_n = self.encoder(packed)
+        states, _ = pad_packed_sequence(states, batch_first=True, total_length=src.shape[1])
+        summary = torch.cat([h_n[0], h_n[1]], dim=-1)  # forward's last, backward's first
+        return states, summary, valid
+
+    # ---- decoder -------------------------------------------------------------------------------
+    def _decode(
+        self,
+        tgt_in: torch.Tensor,
+        states: torch.Tensor,
+        summary: torch.Tensor,
+        valid: torch.Tensor,
+        hidden: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Run the decoder on ``tgt_in`` ``(B, T)``: logits ``(B, T, V)``, hidden, weights."""
+        emb = self.drop(self.tgt_emb(tgt_in))  # (B, T, E)
+        if hidden is None:
+            hidden = torch.tanh(self.bridge(summary)).unsqueeze(0)  # (1, B, H)
+        if self.attn is None:
+            fixed = summary.unsqueeze(1).expand(-1, emb.shape[1], -1)
+            out, hidden = self.decoder(torch.cat([emb, fixed], dim=-1), hidden)
+            context, weights = fixed, None
+        else:
+            out, hidden = self.decoder(emb, hidden)  # (B, T, H)
+            context, weights = self.attn(out, states, valid)  # (B, T, 2H), (B, T, S)
+        feat = torch.tanh(self.combine(torch.cat([out, context, emb], dim=-1)))
+        return self.out(self.drop(feat)), hidden, weights
+
+    def forward(
+        self, src: torch.Tensor, tgt_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher forcing: logits ``(B, T, V)`` for next tokens, attention ``(B, T, S)`` or None."""
+        states, summary, valid = self.encode(src)
+        logits, _, weights = self._decode(tgt_in, states, summary, valid, None)
+        return logits, weights
+
+    def loss(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of predicting ``tgt[:, 1:]`` from ``tgt[:, :-1]`` (padding ignored)."""
+        logits, _ = self(src, tgt[:, :-1])
+        target = tgt[:, 1:]
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=self.config.pad_id
+        )
+
+    @torch.no_grad()
+    def greedy_decode(
+        self, src: torch.Tensor, max_len: int = 30
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Greedy translation of a batch: ids ``(B, <=max_len)`` (after ``bos``), weights ``(B, L, S)``.
+
+        Sequences that emitted ``eos`` keep emitting padding.
+        """
+        was_training = self.training
+        self.eval()
+        states, summary, valid = self.encode(src)
+        b = src.shape[0]
+        token = torch.full((b, 1), self.config.bos_id, dtype=torch.long, device=src.device)
+        hidden = None
+        done = torch.zeros(b, dtype=torch.bool, device=src.device)
+        outputs, all_weights = [], []
+        for _ in range(max_len):
+            logits, hidden, weights = self._decode(token, states, summary, valid, hidden)
+            token = logits[:, -1].argmax(-1, keepdim=True)
+            token = token.masked_fill(done.unsqueeze(1), self.config.pad_id)
+            outputs.append(token)
+            if weights is not None:
+                all_weights.append(weights)
+            done = done | (token.squeeze(1) == self.config.eos_id)
+            if done.all():
+                break
+        self.train(was_training)
+        ids = torch.cat(outputs, dim=1)
+        return ids, (torch.cat(all_weights, dim=1) if all_weights else None)

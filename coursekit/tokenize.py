@@ -1,0 +1,547 @@
+"""Tokenizers: characters, words, byte-pair encoding from scratch, and the ``tokenizers`` library.
+
+Three ways to cut text into units, each with ``encode(text) -> list[int]`` and
+``decode(ids) -> str``:
+
+* :class:`CharTokenizer`: one id per character seen in the training text.
+* :class:`WordTokenizer`: one id per word or punctuation mark, with ``<unk>`` for the rest.
+* :class:`BPETokenizer`: byte-level byte-pair encoding, trained here from scratch. It starts
+  from the 256 byte values, so it can encode *any* UTF-8 text, and ``decode(encode(t)) == t``
+  holds exactly.
+
+Helpers around the Hugging Face ``tokenizers`` library (:func:`train_hf_bpe`,
+:func:`hf_pieces`) train the same kind of tokenizer on the same corpus, so the two can be
+compared piece by piece (:func:`segmentation_agreement`).
+
+The small functions :func:`count_pairs` and :func:`merge_pair` show one step of the BPE merge
+loop on lists of string symbols; the notebook uses them to trace the loop by hand.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "BPETokenizer",
+    "CharTokenizer",
+    "MergeRecord",
+    "TokenizerFormatError",
+    "WordTokenizer",
+    "bytes_to_unicode",
+    "count_pairs",
+    "hf_learned_tokens",
+    "hf_pieces",
+    "load_tokenizer",
+    "merge_pair",
+    "pretokenize",
+    "segmentation_agreement",
+    "tokens_per_char",
+    "train_hf_bpe",
+]
+
+FORMAT_VERSION = 1
+
+# GPT-2 style pre-tokenization with the standard library's ``re``: contractions, runs of
+# letters, runs of digits, runs of other symbols (each optionally led by one space), and
+# whitespace. Every character belongs to exactly one class, so the pieces always concatenate
+# back to the input text.
+PRETOKENIZE_PATTERN = (
+    r"'s|'t|'re|'ve|'m|'ll|'d"
+    r"| ?[^\W\d_]+"
+    r"| ?\d+"
+    r"| ?(?:[^\s\w]|_)+"
+    r"|\s+(?!\S)"
+    r"|\s+"
+)
+_PRETOKENIZE = re.compile(PRETOKENIZE_PATTERN)
+
+
+class TokenizerFormatError(ValueError):
+    """A file is not a tokenizer saved by coursekit (or has an unknown version)."""
+
+
+class Tokenizer(Protocol):
+    """What every tokenizer here offers."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+
+def pretokenize(text: str) -> list[str]:
+    """Split ``text`` into pre-tokens (words with their leading space, punctuation, spaces).
+
+    BPE merges never cross a pre-token boundary, which keeps e.g. "e" + " t" from merging.
+    ``"".join(pretokenize(t)) == t`` for every string.
+    """
+    return _PRETOKENIZE.findall(text)
+
+
+def tokens_per_char(tokenizer: Tokenizer, text: str) -> float:
+    """Tokens produced per character of ``text`` (lower means shorter sequences)."""
+    if not text:
+        raise ValueError("tokens_per_char needs a non-empty text.")
+    return len(tokenizer.encode(text)) / len(text)
+
+
+# --------------------------------------------------------------------------------------
+# Character and word tokenizers
+# --------------------------------------------------------------------------------------
+
+
+class CharTokenizer:
+    """One id per distinct character of the training text (sorted by code point).
+
+    >>> tok = CharTokenizer.train("hello")
+    >>> tok.decode(tok.encode("hole"))
+    'hole'
+    """
+
+    def __init__(self, chars: Iterable[str]) -> None:
+        chars = list(chars)
+        if not chars:
+            raise ValueError("CharTokenizer needs at least one character.")
+        if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
+            raise ValueError("CharTokenizer needs distinct single characters.")
+        self.chars: list[str] = chars
+        self.stoi: dict[str, int] = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def train(cls, text: str) -> CharTokenizer:
+        """The vocabulary of ``text``: its distinct characters, sorted."""
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of the characters of ``text``; an unseen character raises ``ValueError``."""
+        try:
+            return [self.stoi[c] for c in text]
+        except KeyError as err:
+            raise ValueError(
+                f"Character {err.args[0]!r} is not in this CharTokenizer's vocabulary of "
+                f"{self.vocab_size} characters: train it on text that contains it."
+            ) from None
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "coursekit-char", "version": FORMAT_VERSION, "chars": self.chars}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> CharTokenizer:
+        tok = load_tokenizer(path)
+        if not isinstance(tok, cls):
+            raise TokenizerFormatError(f"{path} holds a {type(tok).__name__}, not a CharTokenizer.")
+        return tok
+
+
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+|[^\sA-Za-z\d]")
+
+
+class WordTokenizer:
+    """Word-level tokens (words and single punctuation marks); unknown words map to ``<unk>``.
+
+    Whitespace is not kept, so ``decode`` joins tokens with single spaces: a word tokenizer
+    cannot round-trip text exactly, one of its drawbacks.
+    """
+
+    UNK = "<unk>"
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.itos: list[str] = [self.UNK, *[w for w in words if w != self.UNK]]
+        self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        """Words (with an inner apostrophe), numbers and single punctuation characters."""
+        return _WORD.findall(text)
+
+    @classmethod
+    def train(cls, text: str, *, min_count: int = 1) -> WordTokenizer:
+        """Keep every word seen at least ``min_count`` times, most frequent first."""
+        counts = Counter(cls.split(text))
+        return cls(w for w, c in counts.most_common() if c >= min_count)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.stoi.get(w, 0) for w in self.split(text)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(self.itos[int(i)] for i in ids)
+
+    def unknown_rate(self, text: str) -> float:
+        """Share of the word tokens of ``text`` that are out of vocabulary."""
+        ids = self.encode(text)
+        return sum(1 for i in ids if i == 0) / max(len(ids), 1)
+
+
+# --------------------------------------------------------------------------------------
+# One step of the merge loop, on string symbols (for teaching)
+# --------------------------------------------------------------------------------------
+
+
+def count_pairs(words: dict[tuple[str, ...], int]) -> Counter[tuple[str, str]]:
+    """Count adjacent symbol pairs over ``words`` (a word as a tuple of symbols -> its count)."""
+    pairs: Counter[tuple[str, str]] = Counter()
+    for symbols, freq in words.items():
+        for pair in zip(symbols, symbols[1:]):
+            pairs[pair] += freq
+    return pairs
+
+
+def merge_pair(symbols: Sequence[str], pair: tuple[str, str]) -> tuple[str, ...]:
+    """Replace every non-overlapping occurrence of ``pair`` in ``symbols``, left to right.
+
+    >>> merge_pair(("a", "a", "a", "b"), ("a", "a"))
+    ('aa', 'a', 'b')
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and symbols[i] == pair[0] and symbols[i + 1] == pair[1]:
+            out.append(pair[0] + pair[1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return tuple(out)
+
+
+def _merge_ids(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    out: list[int] = []
+    i = 0
+    n = len(ids)
+    a, b = pair
+    while i < n:
+        if i + 1 < n and ids[i] == a and ids[i + 1] == b:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Byte-level BPE from scratch
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MergeRecord:
+    """One merge learned in training: ``left + right -> new_id``, seen ``count`` times."""
+
+    left: int
+    right: int
+    new_id: int
+    count: int
+
+
+@dataclass
+class BPETokenizer:
+    """Byte-level byte-pair encoding written from scratch.
+
+    The base vocabulary is the 256 byte values; each learned merge adds one id (256, 257, ...).
+    ``merges`` lists the merges in the order they were learned: encoding applies them in that
+    order of priority, inside each pre-token.
+    """
+
+    merges: list[tuple[int, int]] = field(default_factory=list)
+    history: list[MergeRecord] = field(default_factory=list, repr=False)
+
+    BASE = 256
+
+    def __post_init__(self) -> None:
+        self.merges = [(int(a), int(b)) for a, b in self.merges]
+        self.ranks: dict[tuple[int, int], int] = {}
+        self.vocab: list[bytes] = [bytes([i]) for i in range(self.BASE)]
+        for rank, (a, b) in enumerate(self.merges):
+            new_id = self.BASE + rank
+            if not (0 <= a < new_id and 0 <= b < new_id):
+                raise ValueError(f"Merge {rank} ({a}, {b}) refers to an id not yet defined.")
+            self.ranks[(a, b)] = rank
+            self.vocab.append(self.vocab[a] + self.vocab[b])
+        self._cache: dict[str, list[int]] = {}
+
+    # ----- training -----
+    @classmethod
+    def train(cls, text: str, vocab_size: int, *, min_count: int = 2) -> BPETokenizer:
+        """Learn ``vocab_size - 256`` merges from ``text``.
+
+        Each step merges the most frequent adjacent pair (ties: the smaller pair of ids), with
+        pair counts updated incrementally, so training on a megabyte takes seconds. Training
+        stops early when no pair occurs ``min_count`` times any more.
+        """
+        if vocab_size < cls.BASE:
+            raise ValueError(
+                f"vocab_size={vocab_size} is smaller than the byte alphabet ({cls.BASE} symbols): "
+                f"a byte-level BPE needs vocab_size >= {cls.BASE} (each merge adds one token)."
+            )
+        word_counts = Counter(pretokenize(text))
+        words: list[list[int]] = [list(w.encode("utf-8")) for w in word_counts]
+        freqs: list[int] = list(word_counts.values())
+
+        pair_counts: dict[tuple[int, int], int] = {}
+        where: dict[tuple[int, int], set[int]] = {}
+        for idx, (ids, f) in enumerate(zip(words, freqs)):
+            for pair in zip(ids, ids[1:]):
+                pair_counts[pair] = pair_counts.get(pair, 0) + f
+                where.setdefault(pair, set()).add(idx)
+        heap = [(-c, p) for p, c in pair_counts.items()]
+        heapq.heapify(heap)
+
+        merges: list[tuple[int, int]] = []
+        history: list[MergeRecord] = []
+        while len(merges) < vocab_size - cls.BASE and heap:
+            neg, pair = heapq.heappop(heap)
+            count = pair_counts.get(pair, 0)
+            if count != -neg:  # stale entry: the count changed since it was pushed
+                continue
+            if count < min_count:
+                break
+            new_id = cls.BASE + len(merges)
+            merges.append(pair)
+            history.append(MergeRecord(pair[0], pair[1], new_id, count))
+            changed: set[tuple[int, int]] = set()
+            for idx in where.pop(pair, set()):
+                ids = words[idx]
+                f = freqs[idx]
+                merged = _merge_ids(ids, pair, new_id)
+                if len(merged) == len(ids):
+                    continue
+                for p in zip(ids, ids[1:]):
+                    pair_counts[p] -= f
+                    changed.add(p)
+                for p in zip(merged, merged[1:]):
+                    pair_counts[p] = pair_counts.get(p, 0) + f
+                    where.setdefault(p, set()).add(idx)
+                    changed.add(p)
+                words[idx] = merged
+            pair_counts.pop(pair, None)
+            for p in changed:
+                c = pair_counts.get(p, 0)
+                if c > 0:
+                    heapq.heappush(heap, (-c, p))
+                elif p in pair_counts:
+                    del pair_counts[p]
+        return cls(merges, history)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.BASE + len(self.merges)
+
+    # ----- encoding -----
+    def _encode_piece(self, piece: str) -> list[int]:
+        cached = self._cache.get(piece)
+        if cached is not None:
+            return cached
+        ids = list(piece.encode("utf-8"))
+        while len(ids) > 1:
+            best = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, 1 << 62))
+            rank = self.ranks.get(best)
+            if rank is None:
+                break
+            ids = _merge_ids(ids, best, self.BASE + rank)
+        if len(self._cache) < 200_000:
+            self._cache[piece] = ids
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (any string; non-ASCII characters become their UTF-8 bytes)."""
+        out: list[int] = []
+        for piece in pretokenize(text):
+            out.extend(self._encode_piece(piece))
+        return out
+
+    def encode_trace(self, word: str) -> list[list[bytes]]:
+        """The pieces of ``word`` after each merge that changes it (first entry: raw bytes)."""
+        ids = list(word.encode("utf-8"))
+        stages = [[self.vocab[i] for i in ids]]
+        while len(ids) > 1:
+            best = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, 1 << 62))
+            rank = self.ranks.get(best)
+            if rank is None:
+                break
+            ids = _merge_ids(ids, best, self.BASE + rank)
+            stages.append([self.vocab[i] for i in ids])
+        return stages
+
+    def pieces(self, text: str) -> list[bytes]:
+        """The tokens of ``text`` as byte strings."""
+        return [self.vocab[i] for i in self.encode(text)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``. Ids that end inside a multi-byte character decode to U+FFFD."""
+        data = b"".join(self.vocab[int(i)] for i in ids)
+        return data.decode("utf-8", errors="replace")
+
+    def token_str(self, token_id: int) -> str:
+        """A readable form of one token (bytes that are not valid UTF-8 shown escaped)."""
+        raw = self.vocab[int(token_id)]
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(raw)
+
+    # ----- saving -----
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "coursekit-bpe",
+            "version": FORMAT_VERSION,
+            "pretokenize_pattern": PRETOKENIZE_PATTERN,
+            "merges": [list(m) for m in self.merges],
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the tokenizer as JSON (the merges in order)."""
+        Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> BPETokenizer:
+        tok = load_tokenizer(path)
+        if not isinstance(tok, cls):
+            raise TokenizerFormatError(f"{path} holds a {type(tok).__name__}, not a BPETokenizer.")
+        return tok
+
+
+def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
+    """Load a tokenizer written by ``save``; anything else raises :class:`TokenizerFormatError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No tokenizer file at {path}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TokenizerFormatError(
+            f"{path} is not a JSON tokenizer file ({err}); save one with tokenizer.save(path)."
+        ) from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    version = data.get("version") if isinstance(data, dict) else None
+    if kind not in ("coursekit-bpe", "coursekit-char"):
+        raise TokenizerFormatError(
+            f"{path} has unknown tokenizer format {kind!r}; expected 'coursekit-bpe' or "
+            "'coursekit-char'. (A Hugging Face tokenizer.json loads with "
+            "tokenizers.Tokenizer.from_file.)"
+        )
+    if version != FORMAT_VERSION:
+        raise TokenizerFormatError(
+            f"{path} is format version {version!r}; this coursekit reads version {FORMAT_VERSION}."
+        )
+    if kind == "coursekit-char":
+        return CharTokenizer(data["chars"])
+    if data.get("pretokenize_pattern", PRETOKENIZE_PATTERN) != PRETOKENIZE_PATTERN:
+        raise TokenizerFormatError(
+            f"{path} was trained with a different pre-tokenization pattern; retrain it."
+        )
+    return BPETokenizer([tuple(m) for m in data["merges"]])
+
+
+# --------------------------------------------------------------------------------------
+# The Hugging Face `tokenizers` library on the same corpus
+# --------------------------------------------------------------------------------------
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from the 256 byte values to printable characters.
+
+    Printable Latin-1 bytes map to themselves; the others (control codes, space, ...) map to
+    code points from 256 upward, in order. Byte-level BPE in ``tokenizers`` shows tokens this way
+    (a leading space appears as "Ġ").
+    """
+    keep = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    mapping: dict[int, str] = {b: chr(b) for b in keep}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+_UNICODE_TO_BYTE = {c: b for b, c in bytes_to_unicode().items()}
+
+
+def train_hf_bpe(text: str | Iterable[str], vocab_size: int, *, min_count: int = 2) -> Any:
+    """Train a byte-level BPE with the ``tokenizers`` library (GPT-2 pre-tokenization).
+
+    ``text`` is one string or an iterable of strings. Returns a ``tokenizers.Tokenizer`` whose
+    vocabulary is the 256 byte symbols plus ``vocab_size - 256`` merges, like
+    :meth:`BPETokenizer.train`.
+    """
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < BPETokenizer.BASE:
+        raise ValueError(
+            f"vocab_size={vocab_size} is smaller than the byte alphabet ({BPETokenizer.BASE})."
+        )
+    tok = HFTokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_count,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=[],
+        show_progress=False,
+    )
+    texts = [text] if isinstance(text, str) else list(text)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def hf_pieces(tokenizer: Any, text: str) -> list[bytes]:
+    """The tokens a ``tokenizers`` byte-level BPE gives ``text``, as byte strings."""
+    return [
+        bytes(_UNICODE_TO_BYTE[c] for c in token) for token in tokenizer.encode(text).tokens
+    ]
+
+
+def hf_learned_tokens(tokenizer: Any) -> set[bytes]:
+    """The multi-byte tokens of a ``tokenizers`` byte-level BPE (what its merges created)."""
+    return {
+        bytes(_UNICODE_TO_BYTE[c] for c in token)
+        for token in tokenizer.get_vocab()
+        if len(token) > 1
+    }
+
+
+def segmentation_agreement(pieces_a: Sequence[bytes], pieces_b: Sequence[bytes]) -> float:
+    """Share of token boundaries the two segmentations of the same text have in common.
+
+    Both lists must concatenate to the same bytes. Returns |A ∩ B| / |A ∪ B| over the sets of
+    boundary offsets (1.0: identical segmentations).
+    """
+    if b"".join(pieces_a) != b"".join(pieces_b):
+        raise ValueError("The two segmentations are not of the same text.")
+
+    def cuts(pieces: Sequence[bytes]) -> set[int]:
+        out, pos = set(), 0
+        for p in pieces:
+            pos += len(p)
+            out.add(pos)
+        return out
+
+    a, b = cuts(pieces_a), cuts(pieces_b)
+    union = a | b
+    return len(a & b) / len(union) if union else 1.0

@@ -1,0 +1,112 @@
+"""coursekit.exercises: checks explain failures, learner versions, quizzes."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+import torch
+
+from coursekit.exercises import answer_quiz, check
+from coursekit.exercises.registry import all_exercises, all_quiz_questions
+from coursekit.exercises.student import SolutionMarkerError, make_student_notebook, strip_solutions
+
+
+def good_softmax(x, t):
+    return torch.softmax(x / t, dim=-1)
+
+
+def test_pass_prints_and_returns_true(capsys):
+    assert check("00.2", good_softmax, strict=False) is True
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (lambda x, t: torch.softmax(x, dim=-1), "differs from the reference: at index"),
+        (lambda x, t: torch.softmax(x / t, dim=0), "differs from the reference"),
+        (lambda x, t: (x / t).exp() / (x / t).exp().sum(-1, keepdim=True), "NaN or inf"),
+        (lambda x, t: torch.softmax(x / t, dim=-1)[0], "has shape (7,), expected (3, 7)"),
+        (lambda x, t: torch.softmax(x / t, dim=-1).tolist(), "should be a torch.Tensor"),
+        (lambda x, t: torch.softmax(x / t, dim=-1).float().double(), "dtype"),
+    ],
+)
+def test_wrong_answers_are_explained(answer, expected, capsys):
+    assert check("00.2", answer, strict=False) is False
+    out = capsys.readouterr().out
+    assert expected in out and "Traceback" not in out
+
+
+def test_learner_exception_points_at_the_learner_line(capsys):
+    def broken(x, t):
+        return x.no_such_method()
+
+    assert check("00.2", broken, strict=False) is False
+    out = capsys.readouterr().out
+    assert "your code raised AttributeError" in out
+    assert "x.no_such_method()" in out and "Traceback" not in out
+
+
+def test_not_implemented_and_none_get_hints(capsys):
+    def todo(x, t):
+        raise NotImplementedError
+
+    assert not check("00.2", todo, strict=False)
+    assert not check("00.2", None, strict=False)
+    out = capsys.readouterr().out
+    assert "not implemented yet" in out and "no answer yet" in out
+
+
+def test_strict_mode_raises(monkeypatch):
+    monkeypatch.setenv("COURSEKIT_STRICT_CHECKS", "1")
+    with pytest.raises(AssertionError, match="00.1"):
+        check("00.1", lambda n, k, m: n * k * m)
+    assert check("00.1", lambda n, k, m: 2 * n * k * m)
+
+
+def test_unknown_exercise(capsys):
+    assert check("99.9", 1, strict=False) is False
+    assert "known exercises" in capsys.readouterr().out
+
+
+def test_registry_is_consistent():
+    exercises = all_exercises()
+    assert len({e.id for e in exercises}) == len(exercises)
+    for e in exercises:
+        assert e.id.startswith(e.notebook + ".") and 1 <= e.difficulty <= 3 and e.minutes > 0
+    for q in all_quiz_questions():
+        assert q.id.startswith(q.notebook + ".q") and len(q.options) >= 2 and q.explanation
+
+
+def test_answer_quiz(capsys):
+    assert answer_quiz("00.q3", "c") is True
+    assert answer_quiz("00.q3", 0) is False
+    assert "the answer is (c)" in capsys.readouterr().out
+
+
+def test_strip_solutions_keeps_indentation_and_the_rest():
+    source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\nprint(f)"
+    stripped, count = strip_solutions(source)
+    assert count == 1
+    assert stripped == "def f(x):\n    y = 1\n    raise NotImplementedError  # your code here\nprint(f)"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["### BEGIN SOLUTION\nx = 1", "x = 1\n### END SOLUTION", "### BEGIN SOLUTION\n### BEGIN SOLUTION"],
+)
+def test_unbalanced_markers_are_errors(bad):
+    with pytest.raises(SolutionMarkerError):
+        strip_solutions(bad)
+
+
+def test_student_notebook_has_no_outputs_or_solutions():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("answer = None\n### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION")
+    cell.outputs = [nbformat.v4.new_output("stream", text="42")]
+    cell.execution_count = 3
+    nb.cells = [cell]
+    student, count = make_student_notebook(nb)
+    assert count == 1 and "42" not in student.cells[0].source
+    assert student.cells[0].outputs == [] and student.cells[0].execution_count is None
+    assert nb.cells[0].outputs  # the original is untouched

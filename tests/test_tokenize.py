@@ -1,0 +1,194 @@
+"""Tests of coursekit.tokenize: round trips, the merge loop, file format, the tokenizers library."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coursekit.tokenize import (
+    BPETokenizer,
+    CharTokenizer,
+    TokenizerFormatError,
+    WordTokenizer,
+    bytes_to_unicode,
+    count_pairs,
+    hf_learned_tokens,
+    hf_pieces,
+    load_tokenizer,
+    merge_pair,
+    pretokenize,
+    segmentation_agreement,
+    tokens_per_char,
+    train_hf_bpe,
+)
+
+CORPUS = (
+    "A cute teddy bear is reading. The bear reads; the teddy bears are reading too!\n"
+    "Reading, reader, readers: a cute bear and a cuter teddy. Ünïcödé text, 東京 and emoji 🙂.\n"
+) * 20
+
+
+@pytest.fixture(scope="module")
+def bpe() -> BPETokenizer:
+    return BPETokenizer.train(CORPUS, 300)
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=50, deadline=None)
+def test_pretokenize_covers_every_character(text: str) -> None:
+    assert "".join(pretokenize(text)) == text
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=50, deadline=None)
+def test_bpe_round_trips_any_unicode_text(text: str) -> None:
+    tok = _shared_bpe()
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    assert all(0 <= i < tok.vocab_size for i in ids)
+
+
+_SHARED: list[BPETokenizer] = []
+
+
+def _shared_bpe() -> BPETokenizer:
+    if not _SHARED:
+        _SHARED.append(BPETokenizer.train(CORPUS, 300))
+    return _SHARED[0]
+
+
+def test_training_learns_requested_number_of_merges(bpe: BPETokenizer) -> None:
+    assert bpe.vocab_size == 300
+    assert len(bpe.merges) == 44
+    counts = [m.count for m in bpe.history]
+    assert counts == sorted(counts, reverse=True) or max(counts) == counts[0]
+    # the first merge is the most frequent adjacent byte pair within pre-tokens
+    words = Counter(tuple(bytes([b]) for b in w.encode()) for w in pretokenize(CORPUS))
+    pairs = Counter()
+    for w, f in words.items():
+        for p in zip(w, w[1:]):
+            pairs[p] += f
+    top = max(pairs.values())
+    first = bpe.history[0]
+    assert first.count == top
+    assert pairs[(bytes([first.left]), bytes([first.right]))] == top
+
+
+def test_bpe_compresses_and_beats_bytes(bpe: BPETokenizer) -> None:
+    text = "the teddy bear is reading"
+    assert len(bpe.encode(text)) < len(text.encode())
+    assert tokens_per_char(bpe, CORPUS) < 0.7
+
+
+def test_learned_tokens_are_concatenations(bpe: BPETokenizer) -> None:
+    for rank, (a, b) in enumerate(bpe.merges):
+        assert bpe.vocab[256 + rank] == bpe.vocab[a] + bpe.vocab[b]
+
+
+def test_encode_trace_ends_in_encoding(bpe: BPETokenizer) -> None:
+    trace = bpe.encode_trace(" reading")
+    assert trace[0] == [bytes([b]) for b in b" reading"]
+    assert trace[-1] == bpe.pieces(" reading")
+    assert all(len(a) > len(b) for a, b in zip(trace, trace[1:]))
+
+
+def test_vocab_smaller_than_alphabet_is_rejected() -> None:
+    with pytest.raises(ValueError, match="smaller than the byte alphabet"):
+        BPETokenizer.train("abc", 100)
+    with pytest.raises(ValueError, match="smaller than the byte alphabet"):
+        train_hf_bpe("abc", 100)
+
+
+def test_save_load_round_trip(tmp_path, bpe: BPETokenizer) -> None:
+    path = tmp_path / "bpe.json"
+    bpe.save(path)
+    loaded = BPETokenizer.load(path)
+    assert loaded.merges == bpe.merges
+    assert loaded.encode(CORPUS) == bpe.encode(CORPUS)
+    char = CharTokenizer.train("hello world")
+    char.save(tmp_path / "char.json")
+    assert load_tokenizer(tmp_path / "char.json").chars == char.chars
+    with pytest.raises(TokenizerFormatError):
+        BPETokenizer.load(tmp_path / "char.json")
+
+
+def test_unknown_file_formats_raise_clear_errors(tmp_path) -> None:
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"model": {"type": "BPE"}}))
+    with pytest.raises(TokenizerFormatError, match="unknown tokenizer format"):
+        load_tokenizer(bad)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not json at all")
+    with pytest.raises(TokenizerFormatError, match="not a JSON tokenizer"):
+        load_tokenizer(junk)
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({"type": "coursekit-bpe", "version": 99, "merges": []}))
+    with pytest.raises(TokenizerFormatError, match="version"):
+        load_tokenizer(future)
+    with pytest.raises(FileNotFoundError):
+        load_tokenizer(tmp_path / "missing.json")
+
+
+def test_char_tokenizer() -> None:
+    tok = CharTokenizer.train("to be or not")
+    assert tok.vocab_size == len(set("to be or not"))
+    assert tok.decode(tok.encode("tenor boot")) == "tenor boot"
+    with pytest.raises(ValueError, match="not in this CharTokenizer"):
+        tok.encode("xyz")
+
+
+def test_word_tokenizer_unknowns() -> None:
+    tok = WordTokenizer.train("the cat sat on the mat.")
+    assert tok.encode("the dog") == [tok.stoi["the"], 0]
+    assert tok.unknown_rate("the dog sat") == pytest.approx(1 / 3)
+    assert WordTokenizer.split("Don't stop, 42!") == ["Don't", "stop", ",", "42", "!"]
+
+
+def test_merge_step_helpers() -> None:
+    words = {("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2, ("n", "e", "w"): 6}
+    pairs = count_pairs(words)
+    assert pairs[("l", "o")] == 7 and pairs[("e", "w")] == 6 and pairs[("o", "w")] == 7
+    assert merge_pair(("a", "a", "a", "b"), ("a", "a")) == ("aa", "a", "b")
+    assert merge_pair(("l", "o", "w"), ("o", "w")) == ("l", "ow")
+
+
+def test_bytes_to_unicode_is_a_bijection() -> None:
+    m = bytes_to_unicode()
+    assert len(m) == 256 and len(set(m.values())) == 256
+    assert m[ord(" ")] == "Ġ" and m[ord("a")] == "a"
+
+
+def _zipf_corpus(seed: int = 0, n_words: int = 400, n_tokens: int = 20_000) -> str:
+    """Random pseudo-words with Zipf-like frequencies, so pair counts rarely tie."""
+    rng = random.Random(seed)
+    letters = "etaoinshrdlucmfwypvbgk"
+    vocab = ["".join(rng.choices(letters, k=rng.randint(2, 8))) for _ in range(n_words)]
+    weights = [1 / (r + 1) for r in range(n_words)]
+    return " ".join(rng.choices(vocab, weights=weights, k=n_tokens))
+
+
+def test_matches_tokenizers_library() -> None:
+    """Same corpus, same vocabulary size: the library learns the tokens ours does."""
+    text = _zipf_corpus()
+    ours = BPETokenizer.train(text, 400)
+    theirs = train_hf_bpe(text, 400)
+    assert theirs.get_vocab_size() == ours.vocab_size
+    learned_ours = set(ours.vocab[256:])
+    overlap = len(learned_ours & hf_learned_tokens(theirs)) / len(learned_ours)
+    assert overlap > 0.95
+    probe = _zipf_corpus(seed=1, n_tokens=2_000)
+    pa, pb = ours.pieces(probe), hf_pieces(theirs, probe)
+    assert b"".join(pb) == probe.encode()
+    assert segmentation_agreement(pa, pb) > 0.95
+
+
+def test_segmentation_agreement() -> None:
+    assert segmentation_agreement([b"ab", b"c"], [b"ab", b"c"]) == 1.0
+    assert segmentation_agreement([b"a", b"bc"], [b"ab", b"c"]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        segmentation_agreement([b"a"], [b"b"])
