@@ -204,7 +204,7 @@ def count_pairs(words: dict[tuple[str, ...], int]) -> Counter[tuple[str, str]]:
     """Count adjacent symbol pairs over ``words`` (a word as a tuple of symbols -> its count)."""
     pairs: Counter[tuple[str, str]] = Counter()
     for symbols, freq in words.items():
-        for pair in zip(symbols, symbols[1:]):
+        for pair in zip(symbols, symbols[1:], strict=False):
             pairs[pair] += freq
     return pairs
 
@@ -303,8 +303,8 @@ class BPETokenizer:
 
         pair_counts: dict[tuple[int, int], int] = {}
         where: dict[tuple[int, int], set[int]] = {}
-        for idx, (ids, f) in enumerate(zip(words, freqs)):
-            for pair in zip(ids, ids[1:]):
+        for idx, (ids, f) in enumerate(zip(words, freqs, strict=False)):
+            for pair in zip(ids, ids[1:], strict=False):
                 pair_counts[pair] = pair_counts.get(pair, 0) + f
                 where.setdefault(pair, set()).add(idx)
         heap = [(-c, p) for p, c in pair_counts.items()]
@@ -329,10 +329,10 @@ class BPETokenizer:
                 merged = _merge_ids(ids, pair, new_id)
                 if len(merged) == len(ids):
                     continue
-                for p in zip(ids, ids[1:]):
+                for p in zip(ids, ids[1:], strict=False):
                     pair_counts[p] -= f
                     changed.add(p)
-                for p in zip(merged, merged[1:]):
+                for p in zip(merged, merged[1:], strict=False):
                     pair_counts[p] = pair_counts.get(p, 0) + f
                     where.setdefault(p, set()).add(idx)
                     changed.add(p)
@@ -357,7 +357,7 @@ class BPETokenizer:
             return cached
         ids = list(piece.encode("utf-8"))
         while len(ids) > 1:
-            best = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, 1 << 62))
+            best = min(zip(ids, ids[1:], strict=False), key=lambda p: self.ranks.get(p, 1 << 62))
             rank = self.ranks.get(best)
             if rank is None:
                 break
@@ -378,7 +378,7 @@ class BPETokenizer:
         ids = list(word.encode("utf-8"))
         stages = [[self.vocab[i] for i in ids]]
         while len(ids) > 1:
-            best = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, 1 << 62))
+            best = min(zip(ids, ids[1:], strict=False), key=lambda p: self.ranks.get(p, 1 << 62))
             rank = self.ranks.get(best)
             if rank is None:
                 break
@@ -512,9 +512,7 @@ def train_hf_bpe(text: str | Iterable[str], vocab_size: int, *, min_count: int =
 
 def hf_pieces(tokenizer: Any, text: str) -> list[bytes]:
     """The tokens a ``tokenizers`` byte-level BPE gives ``text``, as byte strings."""
-    return [
-        bytes(_UNICODE_TO_BYTE[c] for c in token) for token in tokenizer.encode(text).tokens
-    ]
+    return [bytes(_UNICODE_TO_BYTE[c] for c in token) for token in tokenizer.encode(text).tokens]
 
 
 def hf_learned_tokens(tokenizer: Any) -> set[bytes]:

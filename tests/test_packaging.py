@@ -25,7 +25,7 @@ def _conda_names() -> set[str]:
             continue
         if in_deps and re.match(r"^\s+- ", line):
             item = line.split("- ", 1)[1].split("#")[0].strip()
-            if item.startswith("-e") or item.endswith(":") or not item:
+            if item.startswith("-") or item.endswith(":") or not item:
                 continue
             name = _name(item)
             name = CONDA_TO_PYPI.get(name, name)
@@ -57,3 +57,15 @@ def test_torch_range_admits_the_ci_build():
 def test_cli_help_and_data_list():
     out = subprocess.run([sys.executable, "-m", "coursekit.cli", "data", "list"], capture_output=True, text=True, check=True).stdout
     assert "tinyshakespeare" in out and "license" in out
+
+
+def test_ci_runs_the_readme_commands():
+    """.ci/run must install and test exactly as the README's quick start says."""
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    install = next(line.split("#")[0].strip() for line in quick.splitlines() if "pip install" in line)
+    test = next(line.split("#")[0].strip() for line in quick.splitlines() if "pytest" in line)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert install in ci, f"README install command {install!r} is not what .ci/run runs"
+    assert re.search(rf"^{re.escape(test)}\s*$", ci, re.M), f"README test command {test!r} not in .ci/run"
+    assert "torch==2.13.0" in ci

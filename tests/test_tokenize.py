@@ -71,7 +71,7 @@ def test_training_learns_requested_number_of_merges(bpe: BPETokenizer) -> None:
     words = Counter(tuple(bytes([b]) for b in w.encode()) for w in pretokenize(CORPUS))
     pairs = Counter()
     for w, f in words.items():
-        for p in zip(w, w[1:]):
+        for p in zip(w, w[1:], strict=False):
             pairs[p] += f
     top = max(pairs.values())
     first = bpe.history[0]
@@ -94,7 +94,7 @@ def test_encode_trace_ends_in_encoding(bpe: BPETokenizer) -> None:
     trace = bpe.encode_trace(" reading")
     assert trace[0] == [bytes([b]) for b in b" reading"]
     assert trace[-1] == bpe.pieces(" reading")
-    assert all(len(a) > len(b) for a, b in zip(trace, trace[1:]))
+    assert all(len(a) > len(b) for a, b in zip(trace, trace[1:], strict=False))
 
 
 def test_vocab_smaller_than_alphabet_is_rejected() -> None:

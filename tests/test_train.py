@@ -29,6 +29,15 @@ from coursekit.train import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------------------- schedules
 def test_noam_schedule_formula_and_peak() -> None:
     d, w = 512, 4000

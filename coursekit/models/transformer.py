@@ -116,8 +116,16 @@ class EncoderLayer(nn.Module):
     def __init__(self, c: TransformerConfig) -> None:
         super().__init__()
         self.self_attn = MultiHeadAttention(c.d_model, c.n_heads, bias=c.bias, dropout=c.dropout)
-        self.ffn = FeedForward(c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias)
-        kw = dict(norm_first=c.norm_first, norm=c.norm, eps=c.layer_norm_eps, dropout=c.dropout, bias=c.bias)
+        self.ffn = FeedForward(
+            c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias
+        )
+        kw = dict(
+            norm_first=c.norm_first,
+            norm=c.norm,
+            eps=c.layer_norm_eps,
+            dropout=c.dropout,
+            bias=c.bias,
+        )
         self.res_attn = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
         self.res_ffn = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
 
@@ -137,8 +145,16 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = MultiHeadAttention(c.d_model, c.n_heads, bias=c.bias, dropout=c.dropout)
         self.cross_attn = MultiHeadAttention(c.d_model, c.n_heads, bias=c.bias, dropout=c.dropout)
-        self.ffn = FeedForward(c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias)
-        kw = dict(norm_first=c.norm_first, norm=c.norm, eps=c.layer_norm_eps, dropout=c.dropout, bias=c.bias)
+        self.ffn = FeedForward(
+            c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias
+        )
+        kw = dict(
+            norm_first=c.norm_first,
+            norm=c.norm,
+            eps=c.layer_norm_eps,
+            dropout=c.dropout,
+            bias=c.bias,
+        )
         self.res_self = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
         self.res_cross = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
         self.res_ffn = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
@@ -190,7 +206,11 @@ class Decoder(nn.Module):
     def __init__(self, c: TransformerConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(DecoderLayer(c) for _ in range(c.n_decoder_layers))
-        self.norm = make_norm(c.norm, c.d_model, c.layer_norm_eps, bias=c.bias) if c.use_final_norm else None
+        self.norm = (
+            make_norm(c.norm, c.d_model, c.layer_norm_eps, bias=c.bias)
+            if c.use_final_norm
+            else None
+        )
 
     def forward(
         self, y: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor | None = None
@@ -213,7 +233,9 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = c = config
         self.tgt_embed = nn.Embedding(c.tgt_vocab_size, c.d_model)
-        self.src_embed = self.tgt_embed if c.share_embeddings else nn.Embedding(c.src_vocab_size, c.d_model)
+        self.src_embed = (
+            self.tgt_embed if c.share_embeddings else nn.Embedding(c.src_vocab_size, c.d_model)
+        )
         self.positional = SinusoidalPositionalEncoding(c.d_model, c.max_positions)
         self.embed_dropout = nn.Dropout(c.dropout)
         self.encoder = Encoder(c)
@@ -238,7 +260,9 @@ class Transformer(nn.Module):
     # ---- pieces --------------------------------------------------------------------------------
     def _embed(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
         if ids.dim() != 2 or ids.dtype.is_floating_point:
-            raise ValueError(f"expected (B, T) integer token ids, got {ids.dtype} {tuple(ids.shape)}.")
+            raise ValueError(
+                f"expected (B, T) integer token ids, got {ids.dtype} {tuple(ids.shape)}."
+            )
         if ids.numel() and (int(ids.max()) >= table.num_embeddings or int(ids.min()) < 0):
             raise ValueError(
                 f"token id {int(ids.max())} is outside the vocabulary of size "
@@ -262,12 +286,16 @@ class Transformer(nn.Module):
         memory, src_valid = self.encode(src)
         return self.decode(tgt_in, memory, src_valid)
 
-    def loss(self, src: torch.Tensor, tgt: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
+    def loss(
+        self, src: torch.Tensor, tgt: torch.Tensor, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
         """Teacher-forced cross-entropy (optionally label-smoothed), padding ignored."""
         from coursekit.train import label_smoothing_loss
 
         logits = self(src, tgt[:, :-1])
-        return label_smoothing_loss(logits, tgt[:, 1:], eps=label_smoothing, ignore_index=self.config.pad_id)
+        return label_smoothing_loss(
+            logits, tgt[:, 1:], eps=label_smoothing, ignore_index=self.config.pad_id
+        )
 
     def num_parameters(self) -> int:
         """Trainable parameters, tied matrices counted once."""
@@ -319,7 +347,9 @@ class Transformer(nn.Module):
 
         enc_layers = list(ref.encoder.layers)
         dec_layers = list(ref.decoder.layers)
-        if len(enc_layers) != len(self.encoder.layers) or len(dec_layers) != len(self.decoder.layers):
+        if len(enc_layers) != len(self.encoder.layers) or len(dec_layers) != len(
+            self.decoder.layers
+        ):
             raise ValueError("the two models have different numbers of layers.")
         for ours, theirs in zip(self.encoder.layers, enc_layers, strict=True):
             copy_attn(ours.self_attn, theirs.self_attn)

@@ -14,6 +14,7 @@ from coursekit.rnn.cells import (
     copy_from_torch,
 )
 from coursekit.rnn.language_model import CharRNNLM, hidden_gradient_norms, lm_loss
+from coursekit.rnn.timing import TimingRow, fit_loglog_slope, time_rnn_vs_attention
 
 __all__ = [
     "GRU",
@@ -24,9 +25,12 @@ __all__ = [
     "LSTMCell",
     "LSTMGates",
     "RNNCell",
+    "TimingRow",
     "copy_from_torch",
+    "fit_loglog_slope",
     "hidden_gradient_norms",
     "lm_loss",
+    "time_rnn_vs_attention",
 ]
 
 # The seq2seq module (GRU encoder-decoder with additive attention) is imported below.

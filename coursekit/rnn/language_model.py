@@ -82,7 +82,9 @@ class CharRNNLM(nn.Module):
     def forward(self, idx: torch.Tensor, state=None):  # noqa: ANN001, ANN201
         """idx ``(B, T)`` long -> (logits ``(B, T, vocab_size)``, final recurrent state)."""
         if idx.dim() != 2:
-            raise ValueError(f"CharRNNLM expects token ids of shape (B, T), got {tuple(idx.shape)}.")
+            raise ValueError(
+                f"CharRNNLM expects token ids of shape (B, T), got {tuple(idx.shape)}."
+            )
         out, state = self.rnn(self.embed(idx), state)
         return self.head(out), state
 

@@ -68,7 +68,9 @@ class WordVocab:
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = 0, 1, 2, 3
 
     @classmethod
-    def build(cls, texts: Iterable[str], *, min_freq: int = 2, max_size: int | None = None) -> WordVocab:
+    def build(
+        cls, texts: Iterable[str], *, min_freq: int = 2, max_size: int | None = None
+    ) -> WordVocab:
         """Vocabulary of the tokens seen at least ``min_freq`` times (most frequent first)."""
         counts = Counter(tok for t in texts for tok in tokenize(t))
         words = [w for w, c in counts.most_common(max_size) if c >= min_freq]
@@ -145,7 +147,9 @@ class AdditiveAttention(nn.Module):
                 f"{tuple(keys.shape)}."
             )
         # (B, T, 1, A) + (B, 1, S, A) -> (B, T, S)
-        scores = self.v(torch.tanh(self.w_query(query).unsqueeze(2) + self.w_key(keys).unsqueeze(1)))
+        scores = self.v(
+            torch.tanh(self.w_query(query).unsqueeze(2) + self.w_key(keys).unsqueeze(1))
+        )
         scores = scores.squeeze(-1)
         if key_valid is not None:
             scores = scores.masked_fill(~key_valid.unsqueeze(1), float("-inf"))
@@ -226,7 +230,9 @@ class Seq2Seq(nn.Module):
         logits, _ = self(src, tgt[:, :-1])
         target = tgt[:, 1:]
         return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=self.config.pad_id
+            logits.reshape(-1, logits.shape[-1]),
+            target.reshape(-1),
+            ignore_index=self.config.pad_id,
         )
 
     @torch.no_grad()
