@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     progress.add_argument("notebook", nargs="?", default=None)
     progress.set_defaults(func=_progress)
     bench = sub.add_parser("bench", help="run the benchmarks (from a source checkout)")
-    bench.add_argument("name", nargs="?", default=None, help="only scripts whose name contains this")
+    bench.add_argument(
+        "name", nargs="?", default=None, help="only scripts whose name contains this"
+    )
     bench.set_defaults(func=_bench)
     return parser
 

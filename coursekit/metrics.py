@@ -31,9 +31,7 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor, *, ignore_index: int = 
 def bleu(hypotheses: list[str], references: list[str]) -> float:
     """Corpus BLEU (0-100) with sacrebleu's standard 13a tokenisation, one reference each."""
     if len(hypotheses) != len(references):
-        raise ValueError(
-            f"bleu: {len(hypotheses)} hypotheses but {len(references)} references."
-        )
+        raise ValueError(f"bleu: {len(hypotheses)} hypotheses but {len(references)} references.")
     import sacrebleu
 
     return float(sacrebleu.corpus_bleu(hypotheses, [references]).score)

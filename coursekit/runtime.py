@@ -7,10 +7,10 @@ import platform
 import random
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
-from pathlib import Path
 import torch
 
 Profile = Literal["smoke", "laptop", "gpu"]
@@ -143,7 +143,6 @@ def display_path(path: str | os.PathLike[str]) -> str:
 
     Keeps reports and stored notebook outputs free of one machine's absolute paths.
     """
-    from pathlib import Path
 
     resolved = Path(path).expanduser().resolve()
     checkout = Path(__file__).resolve().parents[1]
@@ -152,7 +151,11 @@ def display_path(path: str | os.PathLike[str]) -> str:
             relative = resolved.relative_to(base)
         except ValueError:
             continue
-        return f"{prefix}{relative.as_posix()}" if prefix else f"{relative.as_posix()} (in the course folder)"
+        return (
+            f"{prefix}{relative.as_posix()}"
+            if prefix
+            else f"{relative.as_posix()} (in the course folder)"
+        )
     return str(resolved)
 
 

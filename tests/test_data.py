@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import functools
 import http.server
-import io
 import os
 import threading
 import zipfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 

@@ -88,12 +88,19 @@ def test_strip_solutions_keeps_indentation_and_the_rest():
     source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\nprint(f)"
     stripped, count = strip_solutions(source)
     assert count == 1
-    assert stripped == "def f(x):\n    y = 1\n    raise NotImplementedError  # your code here\nprint(f)"
+    assert (
+        stripped
+        == "def f(x):\n    y = 1\n    raise NotImplementedError  # your code here\nprint(f)"
+    )
 
 
 @pytest.mark.parametrize(
     "bad",
-    ["### BEGIN SOLUTION\nx = 1", "x = 1\n### END SOLUTION", "### BEGIN SOLUTION\n### BEGIN SOLUTION"],
+    [
+        "### BEGIN SOLUTION\nx = 1",
+        "x = 1\n### END SOLUTION",
+        "### BEGIN SOLUTION\n### BEGIN SOLUTION",
+    ],
 )
 def test_unbalanced_markers_are_errors(bad):
     with pytest.raises(SolutionMarkerError):
@@ -102,7 +109,9 @@ def test_unbalanced_markers_are_errors(bad):
 
 def test_student_notebook_has_no_outputs_or_solutions():
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("answer = None\n### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION")
+    cell = nbformat.v4.new_code_cell(
+        "answer = None\n### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION"
+    )
     cell.outputs = [nbformat.v4.new_output("stream", text="42")]
     cell.execution_count = 3
     nb.cells = [cell]

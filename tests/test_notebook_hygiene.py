@@ -45,8 +45,12 @@ def test_exercise_cells_follow_the_convention(path: Path):
         if cell.cell_type != "code" or "### BEGIN SOLUTION" not in cell.source:
             continue
         meta = cell.metadata.get("nbgrader", {})
-        assert meta.get("solution") is True, f"{path.name} cell {i}: solution cell lacks nbgrader metadata"
+        assert meta.get("solution") is True, (
+            f"{path.name} cell {i}: solution cell lacks nbgrader metadata"
+        )
         grade_ids.append(meta["grade_id"])
         following = next(c for c in cells[i + 1 :] if c.cell_type == "code")
-        assert "check(" in following.source, f"{path.name} cell {i}: no check cell after the solution"
+        assert "check(" in following.source, (
+            f"{path.name} cell {i}: no check cell after the solution"
+        )
     assert len(grade_ids) == len(set(grade_ids)), f"{path.name}: duplicate nbgrader grade_ids"

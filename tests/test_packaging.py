@@ -41,9 +41,14 @@ def test_environment_yml_mirrors_pyproject():
     wanted |= {_name(r) for r in project["optional-dependencies"]["dev"]}
     conda = _conda_names()
     assert wanted - conda == set(), f"missing from environment.yml: {sorted(wanted - conda)}"
-    assert conda - wanted == set(), f"in environment.yml but not pyproject: {sorted(conda - wanted)}"
+    assert conda - wanted == set(), (
+        f"in environment.yml but not pyproject: {sorted(conda - wanted)}"
+    )
     text = (ROOT / "environment.yml").read_text()
-    assert "conda-forge" in text and "- pytorch\n" not in text.split("channels:")[1].split("dependencies:")[0]
+    assert (
+        "conda-forge" in text
+        and "- pytorch\n" not in text.split("channels:")[1].split("dependencies:")[0]
+    )
 
 
 def test_torch_range_admits_the_ci_build():
@@ -51,11 +56,16 @@ def test_torch_range_admits_the_ci_build():
     torch_req = next(r for r in project["dependencies"] if _name(r) == "torch")
     from packaging.specifiers import SpecifierSet
 
-    assert "2.13.0" in SpecifierSet(torch_req[len("torch"):])
+    assert "2.13.0" in SpecifierSet(torch_req[len("torch") :])
 
 
 def test_cli_help_and_data_list():
-    out = subprocess.run([sys.executable, "-m", "coursekit.cli", "data", "list"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "coursekit.cli", "data", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "tinyshakespeare" in out and "license" in out
 
 
@@ -63,9 +73,13 @@ def test_ci_runs_the_readme_commands():
     """.ci/run must install and test exactly as the README's quick start says."""
     readme = (ROOT / "README.md").read_text()
     quick = readme.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    install = next(line.split("#")[0].strip() for line in quick.splitlines() if "pip install" in line)
+    install = next(
+        line.split("#")[0].strip() for line in quick.splitlines() if "pip install" in line
+    )
     test = next(line.split("#")[0].strip() for line in quick.splitlines() if "pytest" in line)
     ci = (ROOT / ".ci" / "run").read_text()
     assert install in ci, f"README install command {install!r} is not what .ci/run runs"
-    assert re.search(rf"^{re.escape(test)}\s*$", ci, re.M), f"README test command {test!r} not in .ci/run"
+    assert re.search(rf"^{re.escape(test)}\s*$", ci, re.M), (
+        f"README test command {test!r} not in .ci/run"
+    )
     assert "torch==2.13.0" in ci

@@ -42,8 +42,19 @@ def test_learner_version_runs_with_only_not_implemented_errors(path: Path, monke
             if output.ename != "NotImplementedError" or not is_solution_cell:
                 problems.append(f"cell {index}: {output.ename}: {output.evalue}")
     assert not problems, f"{path.name} learner version: unexpected errors: {problems}"
-    checks = [c for c in student.cells if c.cell_type == "code" and "check(" in c.source and "nbgrader" in c.metadata and not c.metadata["nbgrader"].get("solution")]
+    checks = [
+        c
+        for c in student.cells
+        if c.cell_type == "code"
+        and "check(" in c.source
+        and "nbgrader" in c.metadata
+        and not c.metadata["nbgrader"].get("solution")
+    ]
     for cell in checks:
         text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-        assert "✗" in text, f"{path.name}: a check cell did not report the missing solution: {cell.source!r}"
-    assert replaced == len(checks), f"{path.name}: {replaced} solutions but {len(checks)} check cells"
+        assert "✗" in text, (
+            f"{path.name}: a check cell did not report the missing solution: {cell.source!r}"
+        )
+    assert replaced == len(checks), (
+        f"{path.name}: {replaced} solutions but {len(checks)} check cells"
+    )

@@ -19,7 +19,9 @@ def random_windows(
     block_size)``, where ``y`` is ``x`` shifted left by one token (the next-token targets).
     """
     if ids.dim() != 1:
-        raise ValueError(f"random_windows expects a 1-D tensor of ids, got shape {tuple(ids.shape)}.")
+        raise ValueError(
+            f"random_windows expects a 1-D tensor of ids, got shape {tuple(ids.shape)}."
+        )
     if ids.numel() <= block_size:
         raise ValueError(
             f"The corpus has {ids.numel()} tokens, too few for block_size={block_size}."
@@ -33,7 +35,9 @@ def random_windows(
     return x, y
 
 
-def pad_sequences(seqs: list[list[int]], pad_id: int, *, max_len: int | None = None) -> torch.Tensor:
+def pad_sequences(
+    seqs: list[list[int]], pad_id: int, *, max_len: int | None = None
+) -> torch.Tensor:
     """Right-pad lists of ids to one ``(B, T_max)`` long tensor (truncating at ``max_len``)."""
     if not seqs:
         raise ValueError("pad_sequences got no sequences.")

@@ -91,7 +91,13 @@ def load_translation_pairs(
         ):
             continue
         u = _bucket(f"{english}\t{french}", seed)
-        name = "test" if u < fractions.test else "val" if u < fractions.test + fractions.val else "train"
+        name = (
+            "test"
+            if u < fractions.test
+            else "val"
+            if u < fractions.test + fractions.val
+            else "train"
+        )
         splits[name].append((french, english))
     if max_pairs is not None:
         train_share = 1.0 - fractions.val - fractions.test

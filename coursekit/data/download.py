@@ -69,9 +69,7 @@ def sha256_of(path: Path) -> str:
 def is_verified(path: Path, dataset: DataSet) -> bool:
     """True if ``path`` exists and has the registered size and sha256."""
     return (
-        path.is_file()
-        and path.stat().st_size == dataset.size
-        and sha256_of(path) == dataset.sha256
+        path.is_file() and path.stat().st_size == dataset.size and sha256_of(path) == dataset.sha256
     )
 
 
@@ -131,7 +129,13 @@ def _fetch_into(dataset: DataSet, target: Path, progress: bool, timeout: float) 
             with zipfile.ZipFile(archive) as zf, zf.open(dataset.archive_member) as member:
                 with open(target, "wb") as handle:
                     shutil.copyfileobj(member, handle, _CHUNK)
-    except (urllib.error.URLError, http.client.HTTPException, OSError, zipfile.BadZipFile, KeyError) as exc:
+    except (
+        urllib.error.URLError,
+        http.client.HTTPException,
+        OSError,
+        zipfile.BadZipFile,
+        KeyError,
+    ) as exc:
         if isinstance(exc, DataError):
             raise
         raise DataError(

@@ -27,8 +27,14 @@ def _learner_frame(exc: BaseException) -> str | None:
     if not frames:
         return None
     last = frames[-1]
-    where = "your cell" if last.filename.startswith("<") or "ipykernel" in last.filename else Path(last.filename).name
-    return f"{where}, line {last.lineno}: {last.line}" if last.line else f"{where}, line {last.lineno}"
+    where = (
+        "your cell"
+        if last.filename.startswith("<") or "ipykernel" in last.filename
+        else Path(last.filename).name
+    )
+    return (
+        f"{where}, line {last.lineno}: {last.line}" if last.line else f"{where}, line {last.lineno}"
+    )
 
 
 def _explain(exc: BaseException) -> tuple[str, str | None]:
@@ -52,7 +58,9 @@ def _explain(exc: BaseException) -> tuple[str, str | None]:
     )
 
 
-def check(exercise_id: str, answer: Any, *, strict: bool | None = None, record: bool = True) -> bool:
+def check(
+    exercise_id: str, answer: Any, *, strict: bool | None = None, record: bool = True
+) -> bool:
     """Check ``answer`` for exercise ``exercise_id``: print a pass, or what is wrong and a hint.
 
     Returns True on a pass. Never lets a traceback from inside coursekit reach the learner.

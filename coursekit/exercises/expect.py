@@ -20,13 +20,16 @@ def expect_tensor(value: Any, *, name: str = "result") -> torch.Tensor:
     return value
 
 
-def expect_shape(value: Any, shape: Sequence[int], *, name: str = "result", hint: str | None = None) -> None:
+def expect_shape(
+    value: Any, shape: Sequence[int], *, name: str = "result", hint: str | None = None
+) -> None:
     """The tensor must have exactly ``shape``."""
     tensor = expect_tensor(value, name=name)
     if tuple(tensor.shape) != tuple(shape):
         raise ExerciseFailure(
             f"{name} has shape {tuple(tensor.shape)}, expected {tuple(shape)}.",
-            hint=hint or "Check which dimension you reduce over, and transposes like k.transpose(-2, -1).",
+            hint=hint
+            or "Check which dimension you reduce over, and transposes like k.transpose(-2, -1).",
         )
 
 
@@ -71,7 +74,9 @@ def expect_close(
         )
 
 
-def expect_equal(actual: Any, expected: Any, *, name: str = "result", hint: str | None = None) -> None:
+def expect_equal(
+    actual: Any, expected: Any, *, name: str = "result", hint: str | None = None
+) -> None:
     """Plain equality for numbers, strings, lists and tuples."""
     if actual != expected:
         raise ExerciseFailure(f"{name} is {actual!r}, expected {expected!r}.", hint=hint)

@@ -74,7 +74,12 @@ quiz_question(
     "00.q2",
     notebook="00",
     question="Named-entity recognition (tagging each word as PERSON, PLACE, ...) is which task family?",
-    options=["sequence classification", "sequence labelling", "sequence-to-sequence", "extractive QA"],
+    options=[
+        "sequence classification",
+        "sequence labelling",
+        "sequence-to-sequence",
+        "extractive QA",
+    ],
     answer=1,
     explanation="One label per input token: sequence labelling. Classification gives one label "
     "per whole sequence.",

@@ -81,7 +81,9 @@ def quiz_question(
 ) -> QuizQuestion:
     """Register a multiple-choice question; ``answer`` is the index of the right option."""
     if not 0 <= answer < len(options):
-        raise ValueError(f"{question_id}: answer index {answer} is not among {len(options)} options.")
+        raise ValueError(
+            f"{question_id}: answer index {answer} is not among {len(options)} options."
+        )
     q = QuizQuestion(question_id, notebook, question, tuple(options), answer, explanation)
     _QUIZ[question_id] = q
     return q

@@ -41,7 +41,9 @@ def strip_solutions(source: str, *, where: str = "cell") -> tuple[str, int]:
     return "\n".join(out), replaced
 
 
-def make_student_notebook(nb: nbformat.NotebookNode, *, name: str = "notebook") -> tuple[nbformat.NotebookNode, int]:
+def make_student_notebook(
+    nb: nbformat.NotebookNode, *, name: str = "notebook"
+) -> tuple[nbformat.NotebookNode, int]:
     """A copy of ``nb`` with solutions stripped and all outputs cleared; also the count replaced."""
     student = nbformat.from_dict(nb)
     total = 0
