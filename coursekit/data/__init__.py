@@ -10,6 +10,7 @@ from coursekit.data.corpora import (
     load_translation_pairs,
 )
 from coursekit.data.download import DataError, cache_dir, fetch, mirror_location
+from coursekit.data.masking import mlm_mask
 from coursekit.data.registry import REGISTRY, DataSet, get_dataset
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "load_tiny_shakespeare",
     "load_translation_pairs",
     "mirror_location",
+    "mlm_mask",
     "pad_sequences",
     "random_windows",
 ]
