@@ -51,7 +51,7 @@ def main() -> None:
         for name in ("rnn_loop", "torch_rnn", "attention")
     }
     notes = (
-        f"Device {args.device}, batch 8, d_model 128, 4 heads, forward only, median of "
+        f"Device {args.device}, batch 8, d_model 128, 4 heads, forward only, best of "
         f"{args.repeats}. Log-log slopes over T >= {xs[0]}: "
         + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items())
         + ". The RNN needs T dependent steps (slope ~1); attention does O(T^2 d) work in a few "

@@ -65,9 +65,7 @@ def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
     return ids != pad_id
 
 
-def lengths_to_mask(
-    lengths: torch.Tensor | list[int], max_len: int | None = None
-) -> torch.Tensor:
+def lengths_to_mask(lengths: torch.Tensor | list[int], max_len: int | None = None) -> torch.Tensor:
     """Sequence lengths ``(B,)`` -> ``(B, max_len)`` bool, True for the first ``length`` slots."""
     lengths = torch.as_tensor(lengths)
     if lengths.dim() != 1:
@@ -460,7 +458,14 @@ class MultiHeadAttention(nn.Module):
         weights = None
         if return_weights or not self.fused or self._has_empty_row(full_mask, t_q, t_k):
             out, weights = scaled_dot_product_attention(
-                q, k, v, full_mask, return_weights=True, bias=bias, dropout=drop, training=self.training
+                q,
+                k,
+                v,
+                full_mask,
+                return_weights=True,
+                bias=bias,
+                dropout=drop,
+                training=self.training,
             )
         else:
             attn_mask = full_mask
@@ -484,7 +489,9 @@ class MultiHeadAttention(nn.Module):
     def from_torch(cls, mha: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy the weights of a ``torch.nn.MultiheadAttention`` (same d_model, heads, bias)."""
         if mha._qkv_same_embed_dim is False:
-            raise ValueError("only nn.MultiheadAttention with kdim == vdim == embed_dim is supported.")
+            raise ValueError(
+                "only nn.MultiheadAttention with kdim == vdim == embed_dim is supported."
+            )
         has_bias = mha.in_proj_bias is not None
         ours = cls(mha.embed_dim, mha.num_heads, bias=has_bias, dropout=mha.dropout)
         d = mha.embed_dim
@@ -503,7 +510,9 @@ class MultiHeadAttention(nn.Module):
         return ours.to(w.device, w.dtype)
 
     def extra_repr(self) -> str:
-        kind = "MHA" if self.n_kv_heads == self.n_heads else ("MQA" if self.n_kv_heads == 1 else "GQA")
+        kind = (
+            "MHA" if self.n_kv_heads == self.n_heads else ("MQA" if self.n_kv_heads == 1 else "GQA")
+        )
         return (
             f"d_model={self.d_model}, n_heads={self.n_heads}, n_kv_heads={self.n_kv_heads} ({kind}), "
             f"d_head={self.d_head}, rope={self.rope}"

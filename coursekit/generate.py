@@ -127,6 +127,19 @@ def sample_decode(
     )
 
 
+def _decode_last(
+    model: Any, seqs: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor
+) -> torch.Tensor:
+    """Logits ``(B, V)`` for the next token after ``seqs`` (last position only when supported)."""
+    try:
+        takes_last = "last_only" in inspect.signature(model.decode).parameters
+    except (TypeError, ValueError):
+        takes_last = False
+    if takes_last:
+        return model.decode(seqs, memory, src_valid, last_only=True)[:, -1].float()
+    return model.decode(seqs, memory, src_valid)[:, -1].float()
+
+
 def _step_decode(
     model: Any,
     src: torch.Tensor,
@@ -148,7 +161,7 @@ def _step_decode(
         seqs = torch.full((b, 1), bos, dtype=torch.long, device=src.device)
         done = torch.zeros(b, dtype=torch.bool, device=src.device)
         for _ in range(max_len):
-            logits = model.decode(seqs, memory, src_valid)[:, -1].float()  # (B, V)
+            logits = _decode_last(model, seqs, memory, src_valid)  # (B, V)
             if temperature == 0.0:
                 token = logits.argmax(-1)
             else:
@@ -226,7 +239,7 @@ def beam_search(
         finished = torch.zeros(b, k, dtype=torch.bool, device=device)
         lengths = torch.zeros(b, k, dtype=torch.long, device=device)
         for _ in range(max_len):
-            logits = model.decode(seqs.view(b * k, -1), memory, src_valid)[:, -1].float()
+            logits = _decode_last(model, seqs.view(b * k, -1), memory, src_valid)
             log_p = torch.log_softmax(logits, dim=-1).view(b, k, -1)  # (B, K, V)
             v = log_p.shape[-1]
             frozen = torch.full_like(log_p, float("-inf"))

@@ -85,7 +85,9 @@ class SinusoidalPositionalEncoding(nn.Module):
     def __init__(self, d_model: int, max_positions: int = 1024, *, base: float = 10000.0) -> None:
         super().__init__()
         self.d_model, self.base = d_model, base
-        self.register_buffer("pe", sinusoidal_encoding(max_positions, d_model, base=base), persistent=False)
+        self.register_buffer(
+            "pe", sinusoidal_encoding(max_positions, d_model, base=base), persistent=False
+        )
 
     def encodings(self, t: int, offset: int = 0) -> torch.Tensor:
         """``(t, d_model)`` encodings of positions ``offset .. offset + t - 1``."""
@@ -166,7 +168,9 @@ def apply_rope(
     """
     d = x.shape[-1]
     if d % 2:
-        raise ValueError(f"apply_rope needs an even last dimension, got x of shape {tuple(x.shape)}.")
+        raise ValueError(
+            f"apply_rope needs an even last dimension, got x of shape {tuple(x.shape)}."
+        )
     t = x.shape[-2]
     if positions is None:
         positions = torch.arange(t, device=x.device)
@@ -261,6 +265,11 @@ def t5_relative_position_bucket(
     else:
         dist = -torch.clamp(rel, max=0)  # only the past counts; future keys -> distance 0
     max_exact = n // 2
+    if max_distance <= max_exact:
+        raise ValueError(
+            f"max_distance={max_distance} must exceed the {max_exact} exact buckets "
+            f"(num_buckets={num_buckets}); raise max_distance or lower num_buckets."
+        )
     is_small = dist < max_exact
     # log-spaced buckets for max_exact <= dist < max_distance (dist clamped to 1 to avoid log 0)
     log_part = (

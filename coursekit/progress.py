@@ -368,6 +368,14 @@ def progress_summary(notebook: str | None = None) -> list[NotebookProgress]:
     return rows
 
 
+def _display_path(path: Path) -> str:
+    """``path`` with the home folder written as ``~``."""
+    try:
+        return "~/" + path.relative_to(Path.home()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _fraction(done: int, total: int) -> str:
     return f"{done} / {total}" if total else "-"
 
@@ -407,7 +415,11 @@ def progress_table(notebook: str | None = None) -> str:
             for i, (cell, w) in enumerate(zip(line, widths, strict=True))
         ).rstrip()
 
-    lines = [f"Your progress (kept in {progress_path()})", fmt(header)]
+    if notebook is None:
+        title = f"Your progress (kept in {_display_path(progress_path())})"
+    else:  # shown in notebooks' stored outputs: no machine-specific path here
+        title = "Your progress (all notebooks: `coursekit progress` in a terminal)"
+    lines = [title, fmt(header)]
     lines.append("  ".join("-" * w for w in widths))
     lines += [fmt(line) for line in body]
     if not rows:
@@ -439,25 +451,66 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+_HELPER_PHRASES = {
+    "expect_close": "values against a reference (within a tolerance)",
+    "expect_shape": "shape",
+    "expect_dtype": "dtype",
+    "expect_equal": "exact value",
+    "expect_true": "conditions on the answer (type, range)",
+    "expect_tensor": "returns a tensor",
+}
+
+
+def _check_summary(fn: Any) -> str:
+    """What a check verifies: its docstring's first paragraph, else the helpers it calls."""
+    import inspect
+
+    doc = inspect.getdoc(fn)
+    if doc:
+        return " ".join(doc.split("\n\n", 1)[0].split())
+    try:
+        import ast
+        import textwrap
+
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return "see its source"
+    used: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            phrase = _HELPER_PHRASES.get(name or "")
+            if phrase and phrase not in used:
+                used.append(phrase)
+    return "checks " + "; ".join(used) if used else "see its source"
+
+
 def answer_key_markdown() -> str:
     """The answer-key overview (notebook, exercise, what it asks, difficulty, minutes) in Markdown.
 
     Generated from :mod:`coursekit.exercises.registry`, so it follows the checks exactly;
     ``docs/instructors.md`` embeds it between ``<!-- answer-key:begin -->`` and ``:end``.
+    Below the table, one line per exercise names the check function and what it verifies.
     """
     ex_by_nb, q_by_nb = _catalogue()
     lines = [
-        "| notebook | exercise | title | what it asks | difficulty | minutes |",
-        "|---|---|---|---|---|---|",
+        "| notebook | exercise | what it asks | difficulty | minutes |",
+        "|---|---|---|---|---|",
     ]
+    checks: list[str] = []
     total_minutes = 0
     count = 0
     for nb in sorted(ex_by_nb):
         for ex in ex_by_nb[nb]:
             lines.append(
-                f"| {nb} | `{ex.id}` | {_cell(ex.title)} | {_cell(ex.asks)} | "
+                f"| {nb} | `{ex.id}` {_cell(ex.title)} | {_cell(ex.asks)} | "
                 f"{_DIFFICULTY.get(ex.difficulty, ex.difficulty)} | {ex.minutes} |"
             )
+            fn = getattr(ex, "check", None)
+            if fn is not None:
+                module = getattr(fn, "__module__", "") or f"coursekit.exercises.nb{nb}"
+                where = f"`{module.replace('.', '/')}.py`, `{getattr(fn, '__name__', 'check')}`"
+                checks.append(f"- `{ex.id}` ({where}): {_cell(_check_summary(fn)).rstrip('.')}.")
             total_minutes += int(ex.minutes)
             count += 1
     quiz_total = sum(len(v) for v in q_by_nb.values())
@@ -466,6 +519,25 @@ def answer_key_markdown() -> str:
         f"{count} exercises in {len(ex_by_nb)} notebooks, about {total_minutes} minutes of "
         f"exercise work in all; {quiz_total} quiz questions."
     )
+    if checks:
+        lines += [
+            "",
+            "What each check verifies (its function, and its docstring or the comparisons it makes):",
+            "",
+        ]
+        lines += checks
+    quiz_rows = []
+    for nb in sorted(q_by_nb):
+        for q in q_by_nb[nb]:
+            options = getattr(q, "options", None)
+            answer = getattr(q, "answer", None)
+            if options is None or answer is None:
+                continue
+            right = f"({'abcdefgh'[answer]}) {_cell(options[answer])}"
+            quiz_rows.append(f"| {nb} | `{q.id}` | {_cell(q.question)} | {right} |")
+    if quiz_rows:
+        lines += ["", "Quiz answers:", "", "| notebook | question | asks | right answer |"]
+        lines += ["|---|---|---|---|", *quiz_rows]
     return "\n".join(lines)
 
 

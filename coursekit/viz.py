@@ -125,3 +125,121 @@ def _display_png(png: bytes) -> None:
     except ImportError:
         pass
     print(f"(figure, {len(png):,} bytes of PNG: run in Jupyter to see it)")
+
+
+# --------------------------------------------------------------------------------------------
+# attention plots and explorer (notebook 03)
+# --------------------------------------------------------------------------------------------
+def attention_heatmap(
+    weights: Any,
+    x_labels: list[str] | None = None,
+    y_labels: list[str] | None = None,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "viridis",
+) -> Any:
+    """Heatmap of a ``(Tq, Tk)`` attention matrix: rows are queries, columns keys.
+
+    Returns the matplotlib Figure (a new one unless ``ax`` is given).
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    w = torch.as_tensor(weights).detach().float().cpu()
+    if w.dim() != 2:
+        raise ValueError(
+            f"attention_heatmap expects a (Tq, Tk) matrix, got shape {tuple(w.shape)}."
+        )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(0.45 * w.shape[1] + 1.8, 0.4 * w.shape[0] + 1.2))
+    else:
+        fig = ax.figure
+    im = ax.imshow(w.numpy(), cmap=cmap, vmin=0.0, vmax=max(float(w.max()), 1e-6), aspect="auto")
+    if x_labels is not None:
+        ax.set_xticks(range(len(x_labels)), x_labels, rotation=60, ha="right", fontsize=8)
+    if y_labels is not None:
+        ax.set_yticks(range(len(y_labels)), y_labels, fontsize=8)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return fig
+
+
+def attention_explorer(
+    weights: dict[str, Any],
+    tokens: dict[str, list[str]],
+    *,
+    fallback_key: str | None = None,
+) -> None:
+    """Explore attention weights: choose a sentence, a layer and a head.
+
+    ``weights[name]`` is a ``(n_layers, n_heads, T, T)`` tensor for the sentence ``name`` whose
+    tokens are ``tokens[name]``. Without a widget front end, the static fallback is a grid of every
+    head of the last layer of ``fallback_key`` (default: the first sentence).
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    if not weights:
+        raise ValueError("attention_explorer needs at least one sentence.")
+    names = list(weights)
+    for name in names:
+        w = torch.as_tensor(weights[name])
+        if w.dim() != 4 or w.shape[-1] != len(tokens[name]) or w.shape[-2] != len(tokens[name]):
+            raise ValueError(
+                f"weights[{name!r}] must be (n_layers, n_heads, T, T) with T = {len(tokens[name])} "
+                f"tokens; got {tuple(w.shape)}."
+            )
+    key = fallback_key or names[0]
+    w_key = torch.as_tensor(weights[key]).detach().float().cpu()
+    n_layers, n_heads = w_key.shape[:2]
+    cols = min(n_heads, 4)
+    rows = (n_heads + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for h in range(rows * cols):
+        ax = axes[h // cols][h % cols]
+        if h >= n_heads:
+            ax.axis("off")
+            continue
+        ax.imshow(w_key[-1, h].numpy(), cmap="viridis", vmin=0.0)
+        ax.set_title(f"layer {n_layers - 1}, head {h}", fontsize=8)
+        toks = tokens[key]
+        ax.set_xticks(range(len(toks)), toks, rotation=70, fontsize=6)
+        ax.set_yticks(range(len(toks)), toks, fontsize=6)
+    fig.suptitle(f"attention weights: {key!r} (static view of the explorer)", fontsize=9)
+    fig.tight_layout()
+    if not widgets_available():
+        show_widget(None, fallback=fig)
+        return
+    import ipywidgets as wd
+    from IPython.display import display
+
+    sentence = wd.Dropdown(options=names, value=key, description="sentence")
+    layer = wd.IntSlider(value=n_layers - 1, min=0, max=n_layers - 1, description="layer")
+    head = wd.IntSlider(value=0, min=0, max=n_heads - 1, description="head")
+    out = wd.Output()
+
+    def redraw(change: object = None) -> None:
+        w = torch.as_tensor(weights[sentence.value])
+        layer.max, head.max = w.shape[0] - 1, w.shape[1] - 1
+        toks = tokens[sentence.value]
+        with out:
+            out.clear_output(wait=True)
+            f = attention_heatmap(
+                w[layer.value, head.value],
+                toks,
+                toks,
+                title=f"layer {layer.value}, head {head.value}",
+            )
+            display(f)
+            plt.close(f)
+
+    for control in (sentence, layer, head):
+        control.observe(redraw, names="value")
+    redraw()
+    box = wd.VBox([wd.HBox([sentence, layer, head]), out])
+    box.add_class("coursekit-explorer")
+    show_widget(box, fallback=fig)

@@ -36,7 +36,14 @@ def _model(vocab: int = 9, seed: int = 0, scale: float = 3.0) -> Transformer:
     """A random Transformer with sharpened logits (so decoding choices differ)."""
     torch.manual_seed(seed)
     c = TransformerConfig(
-        vocab, vocab, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32, dropout=0.1
+        vocab,
+        vocab,
+        d_model=16,
+        n_heads=2,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        d_ff=32,
+        dropout=0.1,
     )
     m = Transformer(c)
     with torch.no_grad():
@@ -99,7 +106,9 @@ def _brute_force_best(m: Transformer, src: torch.Tensor, max_len: int, alpha: fl
     for length in range(1, max_len + 1):
         for body in itertools.product([t for t in range(v) if t != eos], repeat=length - 1):
             candidates.append(list(body) + [eos])
-    candidates += [list(body) for body in itertools.product([t for t in range(v) if t != eos], repeat=max_len)]
+    candidates += [
+        list(body) for body in itertools.product([t for t in range(v) if t != eos], repeat=max_len)
+    ]
     width = max_len
     tokens = torch.tensor([c + [0] * (width - len(c)) for c in candidates])
     log_p = sequence_log_probs(m, src.expand(len(candidates), -1), tokens)
@@ -158,7 +167,9 @@ def test_sampling_is_reproducible_and_low_temperature_is_greedy() -> None:
     a = sample_decode(m, src, max_len=6, generator=torch.Generator().manual_seed(1))
     b = sample_decode(m, src, max_len=6, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
-    cold = sample_decode(m, src, max_len=6, temperature=1e-4, generator=torch.Generator().manual_seed(2))
+    cold = sample_decode(
+        m, src, max_len=6, temperature=1e-4, generator=torch.Generator().manual_seed(2)
+    )
     greedy = greedy_decode(m, src, max_len=6)
     assert torch.equal(cold[:, : greedy.shape[1]], greedy)
     with pytest.raises(ValueError, match="temperature"):

@@ -191,3 +191,27 @@ def test_lstm_gates_trace() -> None:
     assert len(gates) == 12 and gates[0].forget.shape == (1, 6)
     with pytest.raises(ValueError):
         CharRNNLM(7, 6, cell="gru").lstm_gates(torch.zeros(1, 3, dtype=torch.long))
+
+
+def test_notebook02_checks_accept_reference_and_reject_wrong(monkeypatch) -> None:
+    from coursekit.exercises import check
+
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "off")
+    monkeypatch.delenv("COURSEKIT_STRICT_CHECKS", raising=False)
+
+    def rnn_step(x, h, w_ih, w_hh, b_ih, b_hh):
+        return torch.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+
+    def lstm_step(x, h, c, w_ih, w_hh, b_ih, b_hh, order=(0, 1, 2, 3)):
+        gates = (x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, dim=-1)
+        i, f, g, o = (gates[k] for k in order)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    assert check("02.1", rnn_step)
+    assert not check("02.1", lambda x, h, *w: torch.relu(x @ w[0].T + h @ w[1].T))
+    assert check("02.2", lstm_step)
+    assert not check("02.2", lambda *a: lstm_step(*a, order=(1, 0, 2, 3)))
+    assert check("02.3", 0.5**10) and not check("02.3", 0.5)
+    assert check("02.4", (512, 1)) and not check("02.4", (1, 1))
+    assert check("02.5", "b") and not check("02.5", "a")

@@ -192,3 +192,30 @@ def test_segmentation_agreement() -> None:
     assert segmentation_agreement([b"a", b"bc"], [b"ab", b"c"]) == pytest.approx(1 / 3)
     with pytest.raises(ValueError):
         segmentation_agreement([b"a"], [b"b"])
+
+
+def test_notebook01_checks_accept_reference_and_reject_wrong(monkeypatch) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from coursekit.exercises import check
+
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "off")
+    monkeypatch.delenv("COURSEKIT_STRICT_CHECKS", raising=False)
+    assert check("01.1", merge_pair)
+    assert not check("01.1", lambda s, p: tuple(s))
+    assert check("01.2", count_pairs)
+    assert not check("01.2", lambda words: Counter({p: 1 for w in words for p in zip(w, w[1:])}))
+    assert check("01.3", lambda ids, w: F.one_hot(ids, w.shape[0]).to(w.dtype) @ w)
+    assert not check("01.3", lambda ids, w: w[: ids.numel()].reshape(*ids.shape, -1))
+
+    def sgns(c, o, n):
+        pos = F.logsigmoid((c * o).sum(-1))
+        return -(pos + F.logsigmoid(-torch.einsum("bkd,bd->bk", n, c)).sum(-1)).mean()
+
+    def naive(c, o, n):  # forgets the minus sign on the negatives
+        pos = F.logsigmoid((c * o).sum(-1))
+        return -(pos + F.logsigmoid(torch.einsum("bkd,bd->bk", n, c)).sum(-1)).mean()
+
+    assert check("01.4", sgns)
+    assert not check("01.4", naive)

@@ -36,7 +36,7 @@ def check_layer_norm(answer) -> None:
 
 
 @exercise(
-    "05.2",
+    "05.3",
     notebook="05",
     title="Label-smoothed cross-entropy",
     asks="Implement the loss against (1 - eps) * one_hot + eps / K, averaged over positions",
@@ -62,7 +62,7 @@ def check_label_smoothing(answer) -> None:
 
 
 @exercise(
-    "05.3",
+    "05.2",
     notebook="05",
     title="A post-norm decoder layer",
     asks="Chain masked self-attention, cross-attention and the FFN with residuals and LayerNorms",
@@ -110,7 +110,7 @@ def check_decoder_layer(answer) -> None:
 
 
 @exercise(
-    "05.4",
+    "05.5",
     notebook="05",
     title="One step of beam search",
     asks="From K beam scores and their (K, V) next-token log-probabilities, keep the best K",
@@ -149,7 +149,7 @@ def check_beam_step(answer) -> None:
 
 
 @exercise(
-    "05.5",
+    "05.4",
     notebook="05",
     title="Predict the peak learning rate",
     asks="The noam schedule's largest rate for d_model=512 and warmup=4000 (a number)",

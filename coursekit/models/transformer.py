@@ -277,10 +277,20 @@ class Transformer(nn.Module):
         return self.encoder(self._embed(self.src_embed, src), src_valid), src_valid
 
     def decode(
-        self, tgt_in: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor | None = None
+        self,
+        tgt_in: torch.Tensor,
+        memory: torch.Tensor,
+        src_valid: torch.Tensor | None = None,
+        *,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """``tgt_in`` ``(B, T)`` (starting with ``<bos>``) -> next-token logits ``(B, T, V_tgt)``."""
-        return self.output(self.decoder(self._embed(self.tgt_embed, tgt_in), memory, src_valid))
+        """``tgt_in`` ``(B, T)`` (starting with ``<bos>``) -> next-token logits ``(B, T, V_tgt)``.
+
+        ``last_only=True`` projects only the last position (``(B, 1, V)``): all that
+        step-by-step decoding needs, and much cheaper for a large vocabulary.
+        """
+        hidden = self.decoder(self._embed(self.tgt_embed, tgt_in), memory, src_valid)
+        return self.output(hidden[:, -1:] if last_only else hidden)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         memory, src_valid = self.encode(src)

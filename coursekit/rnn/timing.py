@@ -7,7 +7,6 @@ positions in a few large matrix products (O(T^2 d) work, but no chain of depende
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ __all__ = ["TimingRow", "fit_loglog_slope", "time_rnn_vs_attention"]
 
 @dataclass(frozen=True)
 class TimingRow:
-    """Forward wall time (seconds, median) of each layer at one sequence length."""
+    """Forward wall time (seconds, best of the repeats) of each layer at one sequence length."""
 
     seq_len: int
     rnn_loop: float  # coursekit's RNN: a Python loop over time steps
@@ -30,7 +29,7 @@ class TimingRow:
     attention: float  # one torch.nn.MultiheadAttention self-attention layer
 
 
-def _median_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+def _best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -43,7 +42,7 @@ def _median_time(fn: Callable[[], object], device: torch.device, repeats: int) -
         fn()
         sync()
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return min(samples)  # the least disturbed run: other processes only ever add time
 
 
 @torch.no_grad()
@@ -57,7 +56,10 @@ def time_rnn_vs_attention(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> list[TimingRow]:
-    """Time a forward pass of each layer on a ``(batch, T, d_model)`` input for each T."""
+    """Time a forward pass of each layer on a ``(batch, T, d_model)`` input for each T.
+
+    Each time is the best of ``repeats`` runs after one warm-up run.
+    """
     device = torch.device(device)
     torch.manual_seed(0)
     scratch = RNN(d_model, d_model).to(device)
@@ -74,9 +76,9 @@ def time_rnn_vs_attention(
         rows.append(
             TimingRow(
                 seq_len=int(t),
-                rnn_loop=_median_time(lambda x=x: scratch(x), device, repeats),
-                torch_rnn=_median_time(lambda x=x: fused(x), device, repeats),
-                attention=_median_time(
+                rnn_loop=_best_time(lambda x=x: scratch(x), device, repeats),
+                torch_rnn=_best_time(lambda x=x: fused(x), device, repeats),
+                attention=_best_time(
                     lambda x=x: attn(x, x, x, need_weights=False), device, repeats
                 ),
             )

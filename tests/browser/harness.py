@@ -106,6 +106,7 @@ class LabServer:
             path.mkdir(parents=True, exist_ok=True)
             env[key] = str(path)
         env.pop("JUPYTER_TOKEN", None)
+        env.pop("MPLBACKEND", None)  # as for a learner: the kernel's inline backend draws figures
         env.update(
             {
                 "COURSEKIT_PROFILE": "smoke",
@@ -207,7 +208,7 @@ class LabServer:
                     killed.append(proc.pid)
         # kernels (or anything else) the server started and left behind: end them by id
         deadline = time.monotonic() + 5
-        while (left := _marked_pids(self.marker)) and time.monotonic() < deadline:
+        while _marked_pids(self.marker) and time.monotonic() < deadline:
             time.sleep(0.25)
         for pid in _marked_pids(self.marker):
             try:
@@ -217,7 +218,6 @@ class LabServer:
                 pass
         if getattr(self, "_log", None) is not None:
             self._log.close()
-        del left
         return killed
 
     def running_pids(self) -> list[int]:

@@ -1,0 +1,327 @@
+"""coursekit.progress: the local progress file, its tables, and the instructors' answer key."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coursekit import progress
+from coursekit.exercises.registry import all_exercises, all_quiz_questions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh COURSEKIT_HOME for each test; recording switched on."""
+    folder = tmp_path / "ckhome"
+    monkeypatch.setenv(progress.HOME_ENV, str(folder))
+    monkeypatch.delenv(progress.DISABLE_ENV, raising=False)
+    progress._said.clear()
+    return folder
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    """Two notebooks with known exercises and quiz questions."""
+    ex = [
+        SimpleNamespace(
+            id="01.1", notebook="01", title="BPE merges", asks="a", difficulty=1, minutes=5
+        ),
+        SimpleNamespace(
+            id="01.2", notebook="01", title="Skip-gram", asks="b", difficulty=2, minutes=15
+        ),
+        SimpleNamespace(
+            id="03.1", notebook="03", title="Attention", asks="c|d", difficulty=3, minutes=20
+        ),
+    ]
+    qs = [
+        SimpleNamespace(id="01.q1", notebook="01"),
+        SimpleNamespace(id="03.q1", notebook="03"),
+        SimpleNamespace(id="03.q2", notebook="03"),
+    ]
+    by_ex: dict[str, list] = {}
+    by_q: dict[str, list] = {}
+    for e in ex:
+        by_ex.setdefault(e.notebook, []).append(e)
+    for q in qs:
+        by_q.setdefault(q.notebook, []).append(q)
+    monkeypatch.setattr(progress, "_catalogue", lambda: (by_ex, by_q))
+    return ex, qs
+
+
+def read(home: Path) -> dict:
+    return json.loads((home / "progress.json").read_text(encoding="utf-8"))
+
+
+def test_default_home_is_outside_the_repository(monkeypatch, tmp_path):
+    monkeypatch.delenv(progress.HOME_ENV, raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(lambda: tmp_path))
+    assert progress.progress_path() == tmp_path / ".coursekit" / "progress.json"
+    assert "(kept in ~/.coursekit/progress.json)" in progress.progress_table()
+
+
+def test_notebook_table_shows_no_machine_specific_path(home):
+    """The last cell's output is stored in the notebooks: it must not contain a local path."""
+    table = progress.progress_table("00")
+    assert str(home) not in table and str(Path.home()) not in table
+
+
+def test_home_inside_the_repository_is_refused(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv(progress.HOME_ENV, str(ROOT / "notebooks" / ".progress"))
+    monkeypatch.setattr(Path, "home", staticmethod(lambda: tmp_path))
+    progress._said.clear()
+    assert progress.progress_home() == tmp_path / ".coursekit"
+    assert "inside the course repository" in capsys.readouterr().err
+
+
+def test_a_pass_is_recorded_and_kept(home, fake_registry):
+    progress.record_exercise("01", "01.1", False)
+    assert read(home)["exercises"]["01"]["01.1"]["passed"] is False
+    progress.record_exercise("01", "01.1", True)
+    progress.record_exercise("01", "01.1", False)
+    entry = read(home)["exercises"]["01"]["01.1"]
+    assert entry["passed"] is True and entry["last_passed"] is False
+    assert entry["attempts"] == 3 and "first_passed" in entry
+    assert not list(home.glob(".progress.json.*.tmp")), "temporary files left behind"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["01.1", "01.2", "03.1"]), st.booleans()), max_size=12))
+def test_passed_means_passed_at_least_once(tmp_path_factory, attempts):
+    folder = tmp_path_factory.mktemp("prop")
+    old = os.environ.get(progress.HOME_ENV)
+    os.environ[progress.HOME_ENV] = str(folder)
+    try:
+        for ex_id, ok in attempts:
+            progress.record_exercise(ex_id[:2], ex_id, ok)
+        data = progress.load_progress()
+    finally:
+        if old is None:
+            os.environ.pop(progress.HOME_ENV, None)
+        else:
+            os.environ[progress.HOME_ENV] = old
+    for ex_id in {e for e, _ in attempts}:
+        entry = data["exercises"][ex_id[:2]][ex_id]
+        assert entry["passed"] == any(ok for e, ok in attempts if e == ex_id)
+        assert entry["attempts"] == sum(1 for e, _ in attempts if e == ex_id)
+        assert entry["last_passed"] == [ok for e, ok in attempts if e == ex_id][-1]
+
+
+@pytest.mark.parametrize(
+    ("given_", "expected"),
+    [
+        (3, "03"),
+        ("3", "03"),
+        ("03", "03"),
+        ("03_attention.ipynb", "03"),
+        ("12", "12"),
+        ("intro", "intro"),
+    ],
+)
+def test_notebook_names_are_normalised(given_, expected):
+    assert progress.normalise_notebook(given_) == expected
+
+
+def test_quiz_answers_are_recorded(home, fake_registry):
+    progress.record_quiz("03", "03.q1", False)
+    progress.record_quiz("03", "03.q1", True)
+    entry = read(home)["quiz"]["03"]["03.q1"]
+    assert entry["correct"] is True and entry["attempts"] == 2
+
+
+def test_table_counts_against_the_registry(home, fake_registry):
+    progress.record_exercise("01", "01.1", True)
+    progress.record_exercise("01", "01.2", False)
+    progress.record_exercise("01", "01.old", True)  # no longer registered: not counted
+    progress.record_quiz("03", "03.q2", True)
+    rows = {r.notebook: r for r in progress.progress_summary()}
+    assert (rows["01"].exercises_passed, len(rows["01"].exercises)) == (1, 2)
+    assert (rows["03"].quiz_correct, len(rows["03"].quiz)) == (1, 2)
+    table = progress.progress_table()
+    lines = {line.split()[0]: line for line in table.splitlines()[2:] if line.strip()}
+    assert "1 / 2" in lines["01"] and "0 / 1" in lines["01"]
+    assert "0 / 1" in lines["03"] and "1 / 2" in lines["03"]
+    assert "1 / 3" in lines["total"] and "1 / 3" in lines["total"].split("1 / 3", 1)[1]
+
+
+def test_table_for_one_notebook_lists_each_exercise(home, fake_registry):
+    progress.record_exercise("01", "01.2", False)
+    progress.record_exercise("01", "01.2", False)
+    progress.record_exercise("01", "01.1", True)
+    table = progress.progress_table("1")
+    assert "[x] 01.1" in table and "passed" in table
+    assert "[ ] 01.2" in table and "tried 2x" in table
+    assert "total" not in table and "03" not in table.splitlines()[3]
+
+
+def test_missing_file_is_an_empty_record(home, fake_registry, capsys):
+    assert progress.load_progress()["exercises"] == {}
+    assert "0 / 2" in progress.progress_table("01")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b"",
+        b"[1, 2, 3]",
+        b'{"exercises": {"01": {"01.1": "yes"}}}',
+        b'{"exercises": [], "quiz": {}}',
+        b'{"schema": 99, "exercises": {}, "quiz": {}}',
+        b"\xff\xfe\x00garbage",
+    ],
+)
+def test_corrupt_file_is_moved_aside_and_rebuilt(home, fake_registry, capsys, content):
+    home.mkdir(parents=True)
+    (home / "progress.json").write_bytes(content)
+    progress.record_exercise("01", "01.1", True)  # never raises
+    err = capsys.readouterr().err
+    assert "could not be read" in err and "fresh progress record" in err
+    backups = list(home.glob("progress.json.corrupt-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == content
+    assert read(home)["exercises"]["01"]["01.1"]["passed"] is True
+
+
+def test_early_format_with_bare_booleans_is_read(home, fake_registry):
+    home.mkdir(parents=True)
+    (home / "progress.json").write_text(
+        json.dumps({"exercises": {"01": {"01.1": True}}, "quiz": {}})
+    )
+    assert progress.progress_summary("01")[0].exercises == {"01.1": True, "01.2": False}
+    progress.record_exercise("01", "01.2", True)
+    assert read(home)["exercises"]["01"]["01.1"]["passed"] is True
+
+
+def test_unwritable_home_is_not_fatal(tmp_path, monkeypatch, capsys, fake_registry):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(progress.HOME_ENV, str(blocker / "home"))
+    progress._said.clear()
+    progress.record_exercise("01", "01.1", True)
+    progress.record_exercise("01", "01.1", True)
+    err = capsys.readouterr().err
+    assert err.count("could not save your progress") == 1  # said once, not at every check
+    assert "0 / 2" in progress.progress_table("01")
+
+
+def test_a_failed_write_leaves_the_old_file_intact(home, fake_registry, monkeypatch, capsys):
+    progress.record_exercise("01", "01.1", True)
+    before = (home / "progress.json").read_bytes()
+
+    def crash(data, handle, **kwargs):
+        handle.write('{"exercises": {"01": ')  # half a file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(progress.json, "dump", crash)
+    progress.record_exercise("01", "01.2", True)
+    assert (home / "progress.json").read_bytes() == before
+    assert not list(home.glob(".progress.json.*.tmp"))
+    assert "No space left on device" in capsys.readouterr().err
+
+
+def _record_many(home: str, worker: int, n: int) -> None:
+    os.environ[progress.HOME_ENV] = home
+    for i in range(n):
+        progress.record_exercise("01", f"01.{worker}", i % 2 == 0)
+
+
+def test_simultaneous_kernels_do_not_lose_updates(home):
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    procs = [ctx.Process(target=_record_many, args=(str(home), w, 15)) for w in (1, 2, 3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    data = read(home)["exercises"]["01"]
+    assert [data[f"01.{w}"]["attempts"] for w in (1, 2, 3)] == [15, 15, 15]
+
+
+def test_recording_can_be_switched_off(home, monkeypatch):
+    monkeypatch.setenv(progress.DISABLE_ENV, "off")
+    progress.record_exercise("01", "01.1", True)
+    assert not (home / "progress.json").exists()
+
+
+def test_reset_one_notebook_or_all(home, fake_registry):
+    progress.record_exercise("01", "01.1", True)
+    progress.record_exercise("03", "03.1", True)
+    progress.reset_progress("3")
+    assert "03" not in read(home)["exercises"] and "01" in read(home)["exercises"]
+    progress.reset_progress()
+    assert read(home)["exercises"] == {}
+
+
+def test_check_records_progress_and_show_progress_prints_it(home, capsys):
+    from coursekit.exercises import check, show_progress
+
+    def softmax_t(x, t):
+        return torch.softmax(x / t, dim=-1)
+
+    assert check("00.2", softmax_t, strict=False) is True
+    assert check("00.1", lambda n, k, m: n * k * m, strict=False) is False
+    assert check("00.1", lambda n, k, m: 2 * n * k * m, strict=False, record=False) is True
+    data = read(home)["exercises"]["00"]
+    assert data["00.2"]["passed"] is True and data["00.1"]["passed"] is False
+    capsys.readouterr()
+    show_progress("00")
+    out = capsys.readouterr().out
+    n00 = sum(1 for e in all_exercises() if e.notebook == "00")
+    assert f"1 / {n00}" in out and "[x] 00.2" in out and "[ ] 00.1" in out
+
+
+def test_cli_progress_prints_every_notebook(home, capsys):
+    from coursekit.cli import main
+
+    assert main(["progress"]) == 0
+    out = capsys.readouterr().out
+    for nb in {e.notebook for e in all_exercises()}:
+        assert f"\n{nb} " in out
+    assert "total" in out
+
+
+def test_answer_key_lists_every_registered_exercise():
+    key = progress.answer_key_markdown()
+    rows = [line for line in key.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) == len(all_exercises())
+    for ex in all_exercises():
+        assert f"`{ex.id}`" in key
+    assert f"{len(all_quiz_questions())} quiz questions" in key
+
+
+def test_answer_key_escapes_table_cells(fake_registry):
+    key = progress.answer_key_markdown()
+    assert "c\\|d" in key and "| hard | 20 |" in key
+    assert "3 exercises in 2 notebooks, about 40 minutes" in key
+
+
+def test_update_answer_key_between_markers(tmp_path, fake_registry):
+    doc = tmp_path / "guide.md"
+    doc.write_text(f"intro\n{progress.KEY_BEGIN}\nold table\n{progress.KEY_END}\noutro\n")
+    assert progress.update_answer_key(doc) is True
+    text = doc.read_text()
+    assert "old table" not in text and "`03.1`" in text and text.endswith("outro\n")
+    assert progress.update_answer_key(doc) is False
+    (tmp_path / "bad.md").write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        progress.update_answer_key(tmp_path / "bad.md")
+
+
+def test_instructors_guide_answer_key_is_up_to_date():
+    doc = ROOT / "docs" / "instructors.md"
+    text = doc.read_text(encoding="utf-8")
+    inside = text.split(progress.KEY_BEGIN, 1)[1].split(progress.KEY_END, 1)[0].strip()
+    assert inside == progress.answer_key_markdown().strip(), (
+        "docs/instructors.md's answer key is out of date: run "
+        "`python -m coursekit.progress --answer-key docs/instructors.md`"
+    )
