@@ -257,6 +257,8 @@ def _update(section: str, flag: str, notebook: str, item_id: str, success: bool)
             f"without it; set {HOME_ENV} to a writable folder to keep your progress.",
             key=f"write:{path}",
         )
+    except Exception as exc:  # noqa: BLE001 - recording progress must never break a check
+        _message(f"could not record progress ({type(exc).__name__}: {exc}).", key=f"bug:{exc}")
 
 
 def normalise_notebook(notebook: str | int) -> str:

@@ -118,6 +118,7 @@ class History:
     tokens_seen: int = 0
     resumed_at: int = 0  # the step a resumed run started from (0: from scratch)
     loaded: bool = False  # True when load_or_train found a finished run and trained nothing
+    stopped_at: int = 0  # the step at which a callback stopped training early (0: it did not)
 
     @property
     def final_val_loss(self) -> float:
@@ -476,6 +477,7 @@ def train(
     resume: bool = False,
     generators: Sequence[torch.Generator] = (),
     meta: dict[str, Any] | None = None,
+    callback: Callable[[int, nn.Module, History], bool | None] | None = None,
 ) -> History:
     """Train ``model`` for ``config.steps`` optimizer updates and return its :class:`History`.
 
@@ -490,6 +492,11 @@ def train(
     every ``checkpoint_every`` updates and at the end. ``resume=True`` continues from that file
     if it exists, giving the same parameters as a run that was never interrupted. ``meta`` is
     stored in the file and must match on resume.
+
+    ``callback(step, model, history)`` runs after every evaluation (every ``eval_every``
+    updates; ``eval_batches`` may be 0 to skip the validation loss). Returning True stops
+    training early (``history.stopped_at`` records the step); use it to measure, say, the
+    number of updates until a task is solved.
     """
     from tqdm.auto import tqdm
 
@@ -559,14 +566,16 @@ def train(
         history.grad_norm.append(float(norm))
         last = step + 1 == config.steps
         postfix: dict[str, str] = {"loss": f"{step_loss:.3f}"}
-        if config.eval_batches > 0 and (
-            last or (config.eval_every > 0 and (step + 1) % config.eval_every == 0)
-        ):
+        eval_now = last or (config.eval_every > 0 and (step + 1) % config.eval_every == 0)
+        if config.eval_batches > 0 and eval_now:
             history.eval_steps.append(step + 1)
             history.val_loss.append(
                 evaluate(model, get_batch, loss_fn, config.eval_batches, amp=config.amp)
             )
             postfix["val"] = f"{history.val_loss[-1]:.3f}"
+        if callback is not None and eval_now and callback(step + 1, model, history):
+            history.stopped_at = step + 1
+            last = True
         if config.progress and (step % 10 == 0 or last or "val" in postfix):
             now = time.perf_counter()
             rate = (history.tokens_seen - last_tokens) / max(now - last_time, 1e-9)
@@ -586,6 +595,8 @@ def train(
                 meta=run_meta,
                 generators=generators,
             )
+        if history.stopped_at:
+            break
     bar.close()
     history.seconds = time.perf_counter() - start
     return history

@@ -244,6 +244,20 @@ def _exercise_explorer(page, name: str) -> dict[str, object]:
     return seen
 
 
+def test_server_is_loopback_only_and_needs_the_token(lab):
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(lab.api_url("/api/status"), timeout=10) as reply:
+        assert reply.status == 200
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{lab.base_url}/api/contents", timeout=10)
+    assert refused.value.code == 403
+    log = lab.log_tail(200_000)
+    assert f"http://127.0.0.1:{lab.port}/" in log and "0.0.0.0" not in log
+    assert lab.running_pids(), "the server should be running while the tests use it"
+
+
 def test_harness_sees_errors_and_fallbacks(lab, page):
     """Self-check: the same helpers fail on a cell error and on an explorer shown as fallback."""
     name = "zz_harness_selfcheck.ipynb"

@@ -68,7 +68,9 @@ def test_run_checks_covers_every_troubleshooting_topic(monkeypatch, fake_jupyter
 # -- kernel ---------------------------------------------------------------------------------
 
 
-def test_kernel_of_this_environment_is_ok():
+def test_kernel_of_this_environment_is_ok(monkeypatch, tmp_path):
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))  # ignore kernels of the user's own set-up
+    monkeypatch.delenv("JUPYTER_PATH", raising=False)
     finding = doctor.check_kernel()
     assert finding.ok, finding
 

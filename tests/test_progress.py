@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -292,11 +293,14 @@ def test_cli_progress_prints_every_notebook(home, capsys):
 
 def test_answer_key_lists_every_registered_exercise():
     key = progress.answer_key_markdown()
-    rows = [line for line in key.splitlines() if line.startswith("| ") and "`" in line]
+    rows = [line for line in key.splitlines() if re.match(r"^\| \S+ \| `[^`]+` [^|]", line)]
     assert len(rows) == len(all_exercises())
     for ex in all_exercises():
-        assert f"`{ex.id}`" in key
+        assert f"`{ex.id}` {ex.title}" in key
     assert f"{len(all_quiz_questions())} quiz questions" in key
+    for q in all_quiz_questions():
+        letter = "abcdefgh"[q.answer]
+        assert re.search(rf"\| `{re.escape(q.id)}` \|.*\| \({letter}\) [^|]*\|$", key, re.M), q.id
 
 
 def test_answer_key_escapes_table_cells(fake_registry):

@@ -197,7 +197,7 @@ def test_bf16_autocast_loss_parity() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
         assert out.dtype == torch.bfloat16  # autocast really ran the matmuls in bf16
-        bf16 = float(F.mse_loss(out.float(), x))
+        bf16 = float(F.mse_loss(out.float(), x).detach())
     assert bf16 == pytest.approx(fp32, rel=2e-2)
     cfg = TrainConfig(steps=30, lr=1e-2, amp=True, progress=False, eval_batches=1)
     h = train(model, lambda s: x, loss_fn, cfg)
@@ -452,3 +452,20 @@ def test_history_defaults() -> None:
     with pytest.raises(ValueError):
         _ = h.final_val_loss
     assert math.isnan(h.tokens_per_second)
+
+
+def test_callback_stops_training_early() -> None:
+    x, y = _regression_problem()
+    torch.manual_seed(0)
+    model = nn.Linear(5, 1)
+    seen: list[int] = []
+
+    def stop_when_good(step: int, m: nn.Module, history: History) -> bool:
+        seen.append(step)
+        return history.train_loss[-1] < 0.5
+
+    cfg = TrainConfig(steps=500, lr=0.05, eval_every=10, eval_batches=0, progress=False)
+    h = train(model, lambda s: (x, y), _mse, cfg, callback=stop_when_good)
+    assert 0 < h.stopped_at < 500 and h.steps[-1] == h.stopped_at == seen[-1]
+    assert seen == list(range(10, h.stopped_at + 1, 10))
+    assert h.train_loss[-1] < 0.5 <= h.train_loss[-11]

@@ -86,6 +86,7 @@ def test_paper_base_model_size() -> None:
 
 
 @pytest.mark.filterwarnings("ignore:.*nested tensor:UserWarning")
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_equal_to_torch_transformer(norm_first: bool, activation: str) -> None:
@@ -212,3 +213,15 @@ def test_bad_inputs_and_configs() -> None:
         m(torch.tensor([[1, 99]]), torch.tensor([[1, 2]]))
     with pytest.raises(ValueError, match="integer token ids"):
         m(torch.randn(1, 3), torch.tensor([[1, 2]]))
+
+
+def test_decode_last_only_equals_full_decode() -> None:
+    c = _small()
+    m = Transformer(c).eval()
+    src, tgt = _batch(c)
+    with torch.no_grad():
+        memory, valid = m.encode(src)
+        full = m.decode(tgt, memory, valid)
+        last = m.decode(tgt, memory, valid, last_only=True)
+    assert last.shape == (3, 1, c.tgt_vocab_size)
+    torch.testing.assert_close(last, full[:, -1:], atol=1e-5, rtol=1e-5)

@@ -88,9 +88,9 @@ def check_std(answer) -> None:
 @exercise(
     "03.4",
     notebook=NB,
-    title="Split and merge heads",
-    asks="Implement split_heads(x, n_heads): (B, T, D) -> (B, n_heads, T, D // n_heads) and "
-    "merge_heads(y): the inverse",
+    title="Split into heads",
+    asks="Implement split_heads(x, n_heads): (B, T, D) -> (B, n_heads, T, D // n_heads); pass "
+    "(split_heads, merge_heads) with the given merge_heads",
     difficulty=2,
     minutes=10,
 )
@@ -109,7 +109,10 @@ def check_heads(answer) -> None:
         "then swap T and H.",
     )
     expect_close(
-        merge(y), x, name="merge_heads(split_heads(x))", hint="Undo both steps in reverse order."
+        merge(y),
+        x,
+        name="merge_heads(split_heads(x))",
+        hint="merge_heads is given: if it fails, your split must be its exact inverse.",
     )
 
 

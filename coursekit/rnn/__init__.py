@@ -34,3 +34,4 @@ __all__ = [
 ]
 
 # The seq2seq module (GRU encoder-decoder with additive attention) is imported below.
+from coursekit.rnn.seq2seq import AdditiveAttention, Seq2Seq, Seq2SeqConfig, WordVocab  # noqa: E402, F401
