@@ -23,13 +23,7 @@ from coursekit.generate import (
 )
 from coursekit.models import Transformer, TransformerConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(vocab: int = 9, seed: int = 0, scale: float = 3.0) -> Transformer:

@@ -10,14 +10,7 @@ from hypothesis import strategies as st
 
 from coursekit.layers import FeedForward, LayerNorm, ResidualBlock, RMSNorm, make_norm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @settings(max_examples=30, deadline=None)

@@ -23,13 +23,7 @@ from coursekit.train import TrainConfig, train
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny recurrent steps run fastest on one thread (and do not fight other processes)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -13,14 +13,7 @@ from torch import nn
 from coursekit.models import Transformer, TransformerConfig
 from coursekit.positional import sinusoidal_encoding
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(**kw) -> TransformerConfig:

@@ -107,6 +107,18 @@ class TransformerConfig:
         return enc + dec + emb + out + final
 
 
+def _residual(c: TransformerConfig) -> ResidualBlock:
+    """The residual + norm wrapper every sub-layer gets (pre- or post-norm by ``c.norm_first``)."""
+    return ResidualBlock(
+        c.d_model,
+        norm_first=c.norm_first,
+        norm=c.norm,
+        eps=c.layer_norm_eps,
+        dropout=c.dropout,
+        bias=c.bias,
+    )
+
+
 class EncoderLayer(nn.Module):
     """Self-attention + feed-forward, each with its residual connection and norm.
 
@@ -119,15 +131,8 @@ class EncoderLayer(nn.Module):
         self.ffn = FeedForward(
             c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias
         )
-        kw = dict(
-            norm_first=c.norm_first,
-            norm=c.norm,
-            eps=c.layer_norm_eps,
-            dropout=c.dropout,
-            bias=c.bias,
-        )
-        self.res_attn = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
-        self.res_ffn = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
+        self.res_attn = _residual(c)
+        self.res_ffn = _residual(c)
 
     def forward(self, x: torch.Tensor, src_valid: torch.Tensor | None = None) -> torch.Tensor:
         x = self.res_attn(x, lambda h: self.self_attn(h, key_padding_mask=src_valid))
@@ -148,16 +153,9 @@ class DecoderLayer(nn.Module):
         self.ffn = FeedForward(
             c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias
         )
-        kw = dict(
-            norm_first=c.norm_first,
-            norm=c.norm,
-            eps=c.layer_norm_eps,
-            dropout=c.dropout,
-            bias=c.bias,
-        )
-        self.res_self = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
-        self.res_cross = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
-        self.res_ffn = ResidualBlock(c.d_model, **kw)  # type: ignore[arg-type]
+        self.res_self = _residual(c)
+        self.res_cross = _residual(c)
+        self.res_ffn = _residual(c)
 
     def forward(
         self,
