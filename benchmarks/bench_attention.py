@@ -12,7 +12,6 @@ score matrix the explicit version allocates and the fitted log-log slope of time
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -24,12 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save_results, time_call  # noqa: E402
 
 from coursekit.attention import flash_attention, scaled_dot_product_attention  # noqa: E402
-
-
-def loglog_slope(xs: list[float], ys: list[float]) -> float:
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+from coursekit.scaling import fit_loglog_slope  # noqa: E402
 
 
 def main() -> None:
@@ -53,15 +47,24 @@ def main() -> None:
         tiled = flash_attention(q, k, v, causal=True, block_size=args.block_size)
         t_ref = time_call(
             lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+            device=args.device,
             repeats=args.repeats,
+            warmup=2,
+            statistic="median",
         )
         t_ours = time_call(
             lambda q=q, k=k, v=v, mask=mask: scaled_dot_product_attention(q, k, v, mask),
+            device=args.device,
             repeats=args.repeats,
+            warmup=2,
+            statistic="median",
         )
         t_tiled = time_call(
             lambda q=q, k=k, v=v: flash_attention(q, k, v, causal=True, block_size=args.block_size),
+            device=args.device,
             repeats=args.repeats,
+            warmup=2,
+            statistic="median",
         )
         rows.append(
             {
@@ -77,7 +80,7 @@ def main() -> None:
             }
         )
         print(rows[-1])
-    slope = loglog_slope(lengths, [r["coursekit_ms"] for r in rows])
+    slope = fit_loglog_slope(lengths, [r["coursekit_ms"] for r in rows])
     path = save_results(
         "attention",
         "Attention: coursekit explicit and tiled vs torch SDPA (causal, B=2, H=4, d=64)",

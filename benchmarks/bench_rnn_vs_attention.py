@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import save_results  # noqa: E402
 
-from coursekit.rnn import fit_loglog_slope, time_rnn_vs_attention  # noqa: E402
+from coursekit.rnn import time_rnn_vs_attention  # noqa: E402
+from coursekit.scaling import fit_loglog_slope  # noqa: E402
 
 
 def main() -> None:

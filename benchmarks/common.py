@@ -9,32 +9,17 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from coursekit.timing import time_call
+
+__all__ = ["RESULTS", "machine", "save_results", "time_call"]
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def time_call(fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 2) -> float:
-    """Median wall time in seconds of ``fn()`` (synchronising CUDA around each call)."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def machine() -> dict[str, Any]:

@@ -21,7 +21,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,14 +116,11 @@ def _matmul_gflops(n: int = 384, repeats: int = 5) -> float:
     """Best-of-``repeats`` fp32 ``n x n`` matmul throughput on the CPU, in GFLOP/s."""
     import torch
 
+    from coursekit.timing import time_call
+
     a = torch.randn(n, n)
     b = torch.randn(n, n)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
+    best = time_call(lambda: a @ b, repeats=repeats)
     return 2 * n**3 / max(best, 1e-9) / 1e9
 
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coursekit.runtime import display_path
+
 HOME_ENV = "COURSEKIT_HOME"
 DISABLE_ENV = "COURSEKIT_PROGRESS"  # "off" (or "0") disables recording, e.g. for benchmarks
 FILE_NAME = "progress.json"
@@ -370,14 +372,6 @@ def progress_summary(notebook: str | None = None) -> list[NotebookProgress]:
     return rows
 
 
-def _display_path(path: Path) -> str:
-    """``path`` with the home folder written as ``~``."""
-    try:
-        return "~/" + path.relative_to(Path.home()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _fraction(done: int, total: int) -> str:
     return f"{done} / {total}" if total else "-"
 
@@ -418,7 +412,7 @@ def progress_table(notebook: str | None = None) -> str:
         ).rstrip()
 
     if notebook is None:
-        title = f"Your progress (kept in {_display_path(progress_path())})"
+        title = f"Your progress (kept in {display_path(progress_path())})"
     else:  # shown in notebooks' stored outputs: no machine-specific path here
         title = "Your progress (all notebooks: `coursekit progress` in a terminal)"
     lines = [title, fmt(header)]

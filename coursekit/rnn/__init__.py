@@ -14,7 +14,7 @@ from coursekit.rnn.cells import (
     copy_from_torch,
 )
 from coursekit.rnn.language_model import CharRNNLM, hidden_gradient_norms, lm_loss
-from coursekit.rnn.timing import TimingRow, fit_loglog_slope, time_rnn_vs_attention
+from coursekit.rnn.timing import TimingRow, time_rnn_vs_attention
 
 __all__ = [
     "GRU",
@@ -27,7 +27,6 @@ __all__ = [
     "RNNCell",
     "TimingRow",
     "copy_from_torch",
-    "fit_loglog_slope",
     "hidden_gradient_norms",
     "lm_loss",
     "time_rnn_vs_attention",

@@ -6,17 +6,16 @@ positions in a few large matrix products (O(T^2 d) work, but no chain of depende
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from coursekit.rnn.cells import RNN
+from coursekit.timing import time_call
 
-__all__ = ["TimingRow", "fit_loglog_slope", "time_rnn_vs_attention"]
+__all__ = ["TimingRow", "time_rnn_vs_attention"]
 
 
 @dataclass(frozen=True)
@@ -27,22 +26,6 @@ class TimingRow:
     rnn_loop: float  # coursekit's RNN: a Python loop over time steps
     torch_rnn: float  # torch.nn.RNN: the same recurrence in a fused C++ loop
     attention: float  # one torch.nn.MultiheadAttention self-attention layer
-
-
-def _best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    fn()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        samples.append(time.perf_counter() - start)
-    return min(samples)  # the least disturbed run: other processes only ever add time
 
 
 @torch.no_grad()
@@ -76,22 +59,11 @@ def time_rnn_vs_attention(
         rows.append(
             TimingRow(
                 seq_len=int(t),
-                rnn_loop=_best_time(lambda x=x: scratch(x), device, repeats),
-                torch_rnn=_best_time(lambda x=x: fused(x), device, repeats),
-                attention=_best_time(
-                    lambda x=x: attn(x, x, x, need_weights=False), device, repeats
+                rnn_loop=time_call(lambda x=x: scratch(x), device=device, repeats=repeats),
+                torch_rnn=time_call(lambda x=x: fused(x), device=device, repeats=repeats),
+                attention=time_call(
+                    lambda x=x: attn(x, x, x, need_weights=False), device=device, repeats=repeats
                 ),
             )
         )
     return rows
-
-
-def fit_loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Least-squares slope of log y against log x: the exponent k in y ∝ x^k."""
-    if len(xs) != len(ys) or len(xs) < 2:
-        raise ValueError("fit_loglog_slope needs two equally long sequences of at least 2 points.")
-    lx = [math.log(x) for x in xs]
-    ly = [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    var = sum((a - mx) ** 2 for a in lx)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / var
