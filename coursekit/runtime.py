@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 Profile = Literal["smoke", "laptop", "gpu"]
 PROFILES: tuple[str, ...] = ("smoke", "laptop", "gpu")
@@ -181,3 +184,22 @@ def _display_mirror(mirror: str | None) -> str | None:
     if mirror is None or "://" in mirror:
         return mirror
     return display_path(mirror)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module, *, no_grad: bool = True) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode (and, by default, turn gradients off) for the ``with`` body.
+
+    The previous train/eval mode is restored even if the body raises::
+
+        with eval_mode(model):
+            logits = model(ids)
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad() if no_grad else contextlib.nullcontext():
+            yield model
+    finally:
+        model.train(was_training)
+
