@@ -17,7 +17,6 @@ torch.Size([2, 5, 8])
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ from torch import nn
 __all__ = [
     "KVCache",
     "MultiHeadAttention",
+    "fused_attention",
     "attention_weights",
     "causal_mask",
     "combine_masks",
@@ -111,6 +111,15 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
     return out
 
 
+def _check_bias(bias: torch.Tensor) -> None:
+    if not isinstance(bias, torch.Tensor) or not bias.dtype.is_floating_point:
+        kind = bias.dtype if isinstance(bias, torch.Tensor) else type(bias).__name__
+        raise TypeError(
+            f"bias must be an additive floating-point tensor (ALiBi, T5), got {kind}; "
+            "a boolean tensor is a mask: pass it as mask= (True = may attend)."
+        )
+
+
 def _check_bool_mask(mask: torch.Tensor) -> None:
     if mask.dtype != torch.bool:
         raise TypeError(
@@ -127,6 +136,8 @@ def stable_softmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
     ``exp(s - max)`` never overflows, and the result is mathematically the same softmax.
     """
+    if scores.shape[dim] == 0:
+        return scores.clone()
     row_max = scores.amax(dim=dim, keepdim=True)
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max)).detach()
     e = torch.exp(scores - row_max)
@@ -135,6 +146,19 @@ def stable_softmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}.")
+        if not t.dtype.is_floating_point:
+            raise TypeError(
+                f"{name} must be a floating-point tensor (float32, float64, bfloat16 or float16), "
+                f"got {t.dtype}; token ids go through an embedding first."
+            )
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(
+            f"q, k and v must share one dtype, got {q.dtype}, {k.dtype} and {v.dtype}; "
+            "cast them with .to(dtype)."
+        )
     if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
         raise ValueError(
             "q, k and v need at least 2 dimensions (..., T, d); got shapes "
@@ -171,7 +195,8 @@ def attention_weights(
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (..., Tq, Tk)
     if bias is not None:
-        scores = scores + bias
+        _check_bias(bias)
+        scores = scores + bias.to(scores.dtype)
     if mask is not None:
         _check_bool_mask(mask)
         try:
@@ -211,6 +236,8 @@ def scaled_dot_product_attention(
         A query row with no allowed key yields zeros.
     """
     _check_qkv(q, k, v)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
     weights = attention_weights(q, k, mask, scale=scale, bias=bias)
     used = F.dropout(weights, p=dropout, training=True) if (training and dropout > 0) else weights
     out = torch.matmul(used, v)
@@ -274,49 +301,176 @@ def flash_attention(
 
 
 # --------------------------------------------------------------------------------------------
-# multi-head attention
+# the running version: PyTorch's fused kernel
 # --------------------------------------------------------------------------------------------
-@dataclass
-class KVCache:
-    """Keys and values of past positions for incremental decoding, ``(B, H_kv, T, d_head)``.
+def fused_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout: float = 0.0,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """The same maths as :func:`scaled_dot_product_attention`, on PyTorch's fused kernels.
 
-    Pass the same object to every decoding step of one layer; :meth:`append` grows it.
+    q ``(B, H, Tq, d)``, k ``(B, H_kv, Tk, d)``, v ``(B, H_kv, Tk, dv)`` -> ``(B, H, Tq, dv)``;
+    ``H_kv`` may divide ``H`` (grouped-query attention, handled by the kernel itself).
+
+    The fastest kernel is chosen by what is passed:
+
+    * ``is_causal`` with ``Tq == Tk`` and no other mask or bias: the kernel's own causal path
+      (no mask tensor at all, and on CUDA the flash kernel);
+    * ``is_causal`` with one query (a cached decoding step): no mask, since the newest token
+      may see every cached key;
+    * otherwise the causal mask, ``mask`` and ``bias`` are folded into one ``attn_mask``.
+
+    No host-device synchronisation happens here: rows whose keys are all masked come out as
+    zeros from the kernel itself.
+    """
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    if t_q == 0 or t_k == 0:
+        return q.new_zeros(*q.shape[:-1], v.shape[-1])
+    causal = is_causal and t_q > 1  # one new query may see every key
+    attn_mask: torch.Tensor | None = mask
+    if causal and (mask is not None or bias is not None or t_q != t_k):
+        attn_mask = combine_masks(mask, causal_mask(t_q, t_k, device=q.device))
+        causal = False
+    if bias is not None:
+        float_bias = bias.to(q.dtype)
+        attn_mask = (
+            float_bias
+            if attn_mask is None
+            else float_bias.masked_fill(~attn_mask, float("-inf"))
+        )
+    return F.scaled_dot_product_attention(
+        q,
+        k,
+        v,
+        attn_mask=attn_mask,
+        dropout_p=dropout,
+        is_causal=causal,
+        scale=scale,
+        enable_gqa=k.shape[-3] != q.shape[-3],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# KV cache
+# --------------------------------------------------------------------------------------------
+class KVCache:
+    """Keys and values of past positions for one attention layer, ``(B, H_kv, T, d_head)``.
+
+    Storage is preallocated (``max_len`` slots, or grown by doubling when it runs out), so
+    appending one token writes into a slice instead of copying the whole history: decoding
+    ``n`` tokens costs ``O(n)`` copying, not ``O(n^2)``. The length is a Python ``int``: no
+    host-device synchronisation to know where to write.
+
+    ``static=True`` is for cross-attention: the first call stores the encoder's keys and
+    values, later calls reuse them (the encoder output does not change while decoding).
     """
 
-    k: torch.Tensor | None = None
-    v: torch.Tensor | None = None
-    extra: dict = field(default_factory=dict)
+    def __init__(self, max_len: int | None = None, *, static: bool = False) -> None:
+        if max_len is not None and max_len < 1:
+            raise ValueError(f"max_len must be positive (or None to grow), got {max_len}.")
+        self.max_len = max_len
+        self.static = static
+        self._k: torch.Tensor | None = None
+        self._v: torch.Tensor | None = None
+        self.length = 0
 
     @property
-    def length(self) -> int:
-        return 0 if self.k is None else int(self.k.shape[-2])
+    def k(self) -> torch.Tensor | None:
+        """The cached keys ``(B, H_kv, length, d_head)`` (a view), or None when empty."""
+        return None if self._k is None else self._k[..., : self.length, :]
+
+    @property
+    def v(self) -> torch.Tensor | None:
+        """The cached values ``(B, H_kv, length, d_v)`` (a view), or None when empty."""
+        return None if self._v is None else self._v[..., : self.length, :]
+
+    @property
+    def filled(self) -> bool:
+        return self.length > 0
+
+    def _reserve(self, k: torch.Tensor, v: torch.Tensor, needed: int) -> None:
+        if self._k is not None and self._v is not None and needed <= self._k.shape[-2]:
+            return
+        capacity = max(needed, self.max_len or 0)
+        if self._k is not None:
+            capacity = max(capacity, 2 * self._k.shape[-2])
+        new_k = k.new_empty(*k.shape[:-2], capacity, k.shape[-1])
+        new_v = v.new_empty(*v.shape[:-2], capacity, v.shape[-1])
+        if self._k is not None and self._v is not None and self.length:
+            new_k[..., : self.length, :] = self._k[..., : self.length, :]
+            new_v[..., : self.length, :] = self._v[..., : self.length, :]
+        self._k, self._v = new_k, new_v
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add new ``(B, H_kv, t, d_head)`` keys/values; return all of them so far."""
-        if self.k is None or self.v is None:
-            self.k, self.v = k, v
-        else:
-            self.k = torch.cat([self.k, k], dim=-2)
-            self.v = torch.cat([self.v, v], dim=-2)
-        return self.k, self.v
+        """Add new ``(B, H_kv, t, d_head)`` keys/values; return all of them so far (views)."""
+        if self.static and self.filled:
+            raise RuntimeError("a static (cross-attention) cache is filled once; reset() it first.")
+        if self._k is not None and (k.shape[:-2] != self._k.shape[:-2] or k.dtype != self._k.dtype):
+            raise ValueError(
+                f"new keys {tuple(k.shape)} {k.dtype} do not match the cache "
+                f"{tuple(self._k.shape)} {self._k.dtype}; use one cache per layer and sequence batch."
+            )
+        t = k.shape[-2]
+        self._reserve(k, v, self.length + t)
+        assert self._k is not None and self._v is not None
+        self._k[..., self.length : self.length + t, :] = k
+        self._v[..., self.length : self.length + t, :] = v
+        self.length += t
+        return self._k[..., : self.length, :], self._v[..., : self.length, :]
+
+    def crop(self, length: int) -> None:
+        """Forget everything after the first ``length`` positions."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"crop length must be in [0, {self.length}], got {length}.")
+        self.length = length
+
+    def reset(self) -> None:
+        """Empty the cache (the storage is kept for reuse)."""
+        self.length = 0
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Select batch rows ``index`` ``(B',)`` (beam search keeps the surviving beams)."""
+        if self._k is not None and self._v is not None:
+            self._k = self._k.index_select(0, index)
+            self._v = self._v.index_select(0, index)
 
     def nbytes(self) -> int:
-        """Memory held by the cached tensors, in bytes."""
-        if self.k is None or self.v is None:
+        """Memory held by the filled part of the cache, in bytes."""
+        k, v = self.k, self.v
+        if k is None or v is None:
             return 0
-        return self.k.numel() * self.k.element_size() + self.v.numel() * self.v.element_size()
+        return k.numel() * k.element_size() + v.numel() * v.element_size()
 
 
+# --------------------------------------------------------------------------------------------
+# multi-head attention: the one attention module of every model
+# --------------------------------------------------------------------------------------------
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention with separate Q/K/V/output projections; MHA, GQA and MQA.
+    """Multi-head attention (MHA), grouped-query (GQA) and multi-query (MQA) attention.
 
-    ``n_heads`` query heads of size ``d_head = d_model // n_heads``; ``n_kv_heads`` key/value
-    heads (default ``n_heads``: classic MHA). ``n_kv_heads < n_heads`` groups
-    ``n_heads // n_kv_heads`` query heads around one K/V head (GQA); ``n_kv_heads = 1`` is MQA.
+    ``n_heads`` query heads of size ``d_head = d_model // n_heads`` and ``n_kv_heads`` key/value
+    heads (default ``n_heads``: MHA; ``1``: MQA; a divisor in between: GQA, where
+    ``n_heads // n_kv_heads`` query heads share one key/value head).
 
-    ``rope=True`` rotates queries and keys with :func:`coursekit.positional.apply_rope`.
+    Parameters: ``qkv_proj`` maps ``d_model`` to the queries, keys and values of all heads in
+    one matrix ``((n_heads + 2 n_kv_heads) d_head, d_model)`` (one matrix multiplication for
+    self-attention; for cross-attention its query rows act on the decoder and its key/value
+    rows on the encoder output), and ``out_proj`` (``W^O``) mixes the heads.
 
-    Parameters are ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` (``nn.Linear``).
+    ``rotary``: a module that rotates per-head queries and keys by their positions,
+    ``rotary(x (B, H, T, d_head), offset=int)`` (e.g. :class:`coursekit.positional.RotaryEmbedding`,
+    possibly shared by every layer); positions continue after the cache. ``scratch=True`` runs the written-out
+    :func:`scaled_dot_product_attention` instead of PyTorch's fused kernel (same maths).
+
+    Variants (sliding windows, linear attention, ...) subclass this and override
+    :meth:`attend`, the one method that turns per-head ``q, k, v`` into per-head outputs.
     """
 
     def __init__(
@@ -327,12 +481,13 @@ class MultiHeadAttention(nn.Module):
         n_kv_heads: int | None = None,
         bias: bool = True,
         dropout: float = 0.0,
-        rope: bool = False,
-        rope_base: float = 10000.0,
-        kv_dim: int | None = None,
+        rotary: nn.Module | None = None,
+        scratch: bool = False,
     ) -> None:
         super().__init__()
-        if d_model % n_heads != 0:
+        if n_heads < 1:
+            raise ValueError(f"n_heads must be a positive integer, got {n_heads}.")
+        if d_model < 1 or d_model % n_heads != 0:
             raise ValueError(
                 f"d_model={d_model} is not divisible by n_heads={n_heads}; "
                 "pick n_heads that divides d_model (e.g. 512 = 8 x 64)."
@@ -343,106 +498,133 @@ class MultiHeadAttention(nn.Module):
                 f"n_kv_heads={n_kv_heads} must be a positive divisor of n_heads={n_heads} "
                 "(n_heads for MHA, 1 for MQA, something in between for GQA)."
             )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         self.d_model = d_model
         self.n_heads = n_heads
         self.n_kv_heads = n_kv_heads
         self.d_head = d_model // n_heads
         self.dropout = dropout
-        self.rope = rope
-        self.rope_base = rope_base
-        kv_dim = d_model if kv_dim is None else kv_dim
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(kv_dim, n_kv_heads * self.d_head, bias=bias)
-        self.v_proj = nn.Linear(kv_dim, n_kv_heads * self.d_head, bias=bias)
+        self.scratch = scratch
+        self.q_dim = n_heads * self.d_head
+        self.kv_dim = n_kv_heads * self.d_head
+        self.qkv_proj = nn.Linear(d_model, self.q_dim + 2 * self.kv_dim, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
-        #: use PyTorch's fused kernel when weights are not requested (same maths, faster).
-        self.fused = True
+        self.rotary = rotary
+        #: set True to keep the last attention weights in ``last_weights`` (for plots); this
+        #: runs the explicit path, so leave it off for training.
+        self.keep_weights = False
+        self.last_weights: torch.Tensor | None = None
 
-    # ---- helpers ---------------------------------------------------------------------------
-    def _split(self, x: torch.Tensor, heads: int) -> torch.Tensor:
+    @property
+    def rope(self) -> bool:
+        return self.rotary is not None
+
+    # ---- projections --------------------------------------------------------------------------
+    def _heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         b, t, _ = x.shape
-        return x.view(b, t, heads, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
+        return x.view(b, t, heads, self.d_head).transpose(1, 2)  # (B, heads, T, d_head)
 
-    @staticmethod
-    def _as_4d(mask: torch.Tensor) -> torch.Tensor:
-        """(Tq,Tk) -> (1,1,Tq,Tk); (B,Tq,Tk) -> (B,1,Tq,Tk); 4-D unchanged."""
-        if mask.dim() == 2:
-            return mask[None, None]
-        if mask.dim() == 3:
-            return mask[:, None]
-        if mask.dim() == 4:
-            return mask
-        raise ValueError(
-            f"mask must be (Tq, Tk), (B, Tq, Tk) or (B, H, Tq, Tk); got {tuple(mask.shape)}."
+    def project(
+        self, x: torch.Tensor, context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-head ``q`` ``(B, H, Tq, d_head)`` and ``k, v`` ``(B, H_kv, Tk, d_head)``.
+
+        Self-attention (``context`` None): one matrix multiplication for all three.
+        Cross-attention: queries from ``x``, keys and values from ``context``.
+        """
+        w, b = self.qkv_proj.weight, self.qkv_proj.bias
+        if context is None:
+            q, k, v = self.qkv_proj(x).split([self.q_dim, self.kv_dim, self.kv_dim], dim=-1)
+        else:
+            q = F.linear(x, w[: self.q_dim], None if b is None else b[: self.q_dim])
+            kv = F.linear(context, w[self.q_dim :], None if b is None else b[self.q_dim :])
+            k, v = kv.split([self.kv_dim, self.kv_dim], dim=-1)
+        return self._heads(q, self.n_heads), self._heads(k, self.n_kv_heads), self._heads(
+            v, self.n_kv_heads
         )
+
+    # ---- the kernel ---------------------------------------------------------------------------
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        *,
+        mask: torch.Tensor | None,
+        bias: torch.Tensor | None,
+        is_causal: bool,
+        return_weights: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-head attention: q ``(B, H, Tq, d)``, k/v ``(B, H_kv, Tk, d)`` -> ``(B, H, Tq, d)``.
+
+        Returns the weights ``(B, H, Tq, Tk)`` too when ``return_weights`` (explicit path).
+        """
+        drop = self.dropout if self.training else 0.0
+        if not (self.scratch or return_weights):
+            return fused_attention(q, k, v, mask=mask, bias=bias, is_causal=is_causal, dropout=drop), None
+        if self.n_kv_heads != self.n_heads:
+            rep = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        if is_causal:
+            mask = combine_masks(mask, causal_mask(q.shape[-2], k.shape[-2], device=q.device))
+        out, weights = scaled_dot_product_attention(
+            q, k, v, mask, bias=bias, dropout=drop, training=self.training, return_weights=True
+        )
+        return out, weights
 
     def forward(
         self,
-        query: torch.Tensor,
-        key: torch.Tensor | None = None,
-        value: torch.Tensor | None = None,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
         *,
         mask: torch.Tensor | None = None,
         key_padding_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        return_weights: bool = False,
-        kv_cache: KVCache | None = None,
         bias: torch.Tensor | None = None,
-        positions: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        return_weights: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Attend from ``query`` ``(B, Tq, d_model)`` to ``key``/``value`` ``(B, Tk, d_model)``.
+        """Attend from ``x`` ``(B, Tq, d_model)`` to itself or to ``context`` ``(B, Tk, d_model)``.
 
-        * Self-attention: pass only ``query``. Cross-attention: pass the encoder output as
-          ``key`` (and ``value``, which defaults to ``key``).
-        * ``mask``: bool ``(Tq, Tk)``, ``(B, Tq, Tk)`` or ``(B, H, Tq, Tk)``, True = may attend.
-        * ``key_padding_mask``: bool ``(B, Tk)``, True = real token (padding is False).
-        * ``is_causal``: add :func:`causal_mask` (queries are the last Tq of the Tk positions).
-        * ``kv_cache``: a :class:`KVCache`; the new keys/values are appended and the query
-          attends to all cached positions (self-attention decoding).
+        * ``mask``: bool, broadcastable to ``(B, H, Tq, Tk)`` (``(Tq, Tk)``, ``(B, 1, Tq, Tk)``,
+          ...), True = may attend. ``key_padding_mask``: bool ``(B, Tk)``, True = real token.
+        * ``is_causal``: queries see keys at their own position and before (the queries are
+          the last ``Tq`` of the ``Tk`` positions, which is what cached decoding needs).
         * ``bias``: additive float bias broadcastable to ``(B, H, Tq, Tk)`` (ALiBi, T5).
-        * ``positions``: ``(Tq,)`` positions of the queries for RoPE (default: continue after
-          the cache).
-
-        Returns ``(B, Tq, d_model)``, plus weights ``(B, H, Tq, Tk)`` if ``return_weights``.
+        * ``cache``: a :class:`KVCache`. Self-attention appends the new keys/values and
+          attends to everything cached; with a static cache, cross-attention projects
+          ``context`` once and reuses it.
+        * ``return_weights``: also return the weights ``(B, H, Tq, Tk)`` (explicit path).
         """
-        if query.dim() != 3 or query.shape[-1] != self.d_model:
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must be (B, T, d_model={self.d_model}), got {tuple(x.shape)}.")
+        if context is not None and (
+            context.dim() != 3 or context.shape[-1] != self.d_model or context.shape[0] != x.shape[0]
+        ):
             raise ValueError(
-                f"query must be (B, T, d_model={self.d_model}), got {tuple(query.shape)}."
+                f"context must be (B={x.shape[0]}, Tk, d_model={self.d_model}), "
+                f"got {tuple(context.shape)}."
             )
-        key = query if key is None else key
-        value = key if value is None else value
-        if key.dim() != 3 or value.dim() != 3 or key.shape[:2] != value.shape[:2]:
-            raise ValueError(
-                f"key and value must be (B, Tk, d) with the same B and Tk; got "
-                f"{tuple(key.shape)} and {tuple(value.shape)}."
-            )
-        if key.shape[0] != query.shape[0]:
-            raise ValueError(f"batch sizes differ: query {query.shape[0]}, key {key.shape[0]}.")
-        b, t_q, _ = query.shape
-        q = self._split(self.q_proj(query), self.n_heads)
-        k = self._split(self.k_proj(key), self.n_kv_heads)
-        v = self._split(self.v_proj(value), self.n_kv_heads)
-        past = kv_cache.length if kv_cache is not None else 0
-        if self.rope:
-            from coursekit.positional import apply_rope
-
-            if positions is None:
-                positions = torch.arange(past, past + t_q, device=query.device)
-            k_pos = positions if key is query else torch.arange(k.shape[-2], device=q.device)
-            q = apply_rope(q, positions, base=self.rope_base)
-            k = apply_rope(k, k_pos, base=self.rope_base)
-        if kv_cache is not None:
-            k, v = kv_cache.append(k, v)
+        b, t_q, _ = x.shape
+        if cache is not None and cache.static and cache.filled:
+            q = self._heads(F.linear(x, self.qkv_proj.weight[: self.q_dim],
+                                     None if self.qkv_proj.bias is None
+                                     else self.qkv_proj.bias[: self.q_dim]), self.n_heads)
+            k, v = cache.k, cache.v
+            assert k is not None and v is not None
+        else:
+            q, k, v = self.project(x, context)
+            if self.rotary is not None:
+                past = cache.length if (cache is not None and context is None) else 0
+                q = self.rotary(q, offset=past)
+                k = self.rotary(k, offset=past)
+            if cache is not None:
+                k, v = cache.append(k, v)
         t_k = k.shape[-2]
-        if self.n_kv_heads != self.n_heads:
-            rep = self.n_heads // self.n_kv_heads
-            k = k.repeat_interleave(rep, dim=1)
-            v = v.repeat_interleave(rep, dim=1)
-
-        full_mask: torch.Tensor | None = None
         if mask is not None:
             _check_bool_mask(mask)
-            full_mask = self._as_4d(mask)
+            mask = _as_4d(mask)
         if key_padding_mask is not None:
             _check_bool_mask(key_padding_mask)
             if key_padding_mask.shape != (b, t_k):
@@ -450,41 +632,20 @@ class MultiHeadAttention(nn.Module):
                     f"key_padding_mask must be (B, Tk) = {(b, t_k)}, got "
                     f"{tuple(key_padding_mask.shape)}."
                 )
-            full_mask = combine_masks(full_mask, key_padding_mask[:, None, None, :])
-        if is_causal:
-            full_mask = combine_masks(full_mask, causal_mask(t_q, t_k, device=query.device))
+            mask = combine_masks(mask, key_padding_mask[:, None, None, :])
+        if bias is not None:
+            _check_bias(bias)
+        want = return_weights or self.keep_weights
+        out, weights = self.attend(q, k, v, mask=mask, bias=bias, is_causal=is_causal, return_weights=want)
+        if self.keep_weights and weights is not None:
+            self.last_weights = weights.detach()
+        out = self.out_proj(out.transpose(1, 2).reshape(b, t_q, self.d_model))
+        if return_weights:
+            assert weights is not None
+            return out, weights
+        return out
 
-        drop = self.dropout if self.training else 0.0
-        weights = None
-        if return_weights or not self.fused or self._has_empty_row(full_mask, t_q, t_k):
-            out, weights = scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                full_mask,
-                return_weights=True,
-                bias=bias,
-                dropout=drop,
-                training=self.training,
-            )
-        else:
-            attn_mask = full_mask
-            if bias is not None:
-                attn_mask = bias.to(q.dtype)
-                if full_mask is not None:
-                    attn_mask = attn_mask.masked_fill(~full_mask, float("-inf"))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
-        out = out.transpose(1, 2).reshape(b, t_q, self.d_model)
-        out = self.out_proj(out)
-        return (out, weights) if return_weights else out
-
-    @staticmethod
-    def _has_empty_row(mask: torch.Tensor | None, t_q: int, t_k: int) -> bool:
-        if mask is None:
-            return t_k == 0
-        return bool((~mask.any(dim=-1)).any())
-
-    # ---- interop -----------------------------------------------------------------------------
+    # ---- interop ------------------------------------------------------------------------------
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy the weights of a ``torch.nn.MultiheadAttention`` (same d_model, heads, bias)."""
@@ -494,20 +655,28 @@ class MultiHeadAttention(nn.Module):
             )
         has_bias = mha.in_proj_bias is not None
         ours = cls(mha.embed_dim, mha.num_heads, bias=has_bias, dropout=mha.dropout)
-        d = mha.embed_dim
-        w = mha.in_proj_weight.detach()
-        with torch.no_grad():
-            ours.q_proj.weight.copy_(w[:d])
-            ours.k_proj.weight.copy_(w[d : 2 * d])
-            ours.v_proj.weight.copy_(w[2 * d :])
-            ours.out_proj.weight.copy_(mha.out_proj.weight)
-            if has_bias:
-                b = mha.in_proj_bias.detach()
-                ours.q_proj.bias.copy_(b[:d])
-                ours.k_proj.bias.copy_(b[d : 2 * d])
-                ours.v_proj.bias.copy_(b[2 * d :])
-                ours.out_proj.bias.copy_(mha.out_proj.bias)
+        ours.load_torch(mha)
+        w = mha.in_proj_weight
         return ours.to(w.device, w.dtype)
+
+    @torch.no_grad()
+    def load_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
+        """Copy a ``torch.nn.MultiheadAttention``'s weights into this module (its packed
+        ``in_proj`` has the same layout as ``qkv_proj``: queries, keys, values)."""
+        if mha.embed_dim != self.d_model or mha.num_heads != self.n_heads or self.n_kv_heads != self.n_heads:
+            raise ValueError(
+                f"nn.MultiheadAttention({mha.embed_dim}, {mha.num_heads}) does not match "
+                f"MultiHeadAttention(d_model={self.d_model}, n_heads={self.n_heads}, "
+                f"n_kv_heads={self.n_kv_heads})."
+            )
+        if (mha.in_proj_bias is None) != (self.qkv_proj.bias is None):
+            raise ValueError("one module has projection biases and the other not.")
+        self.qkv_proj.weight.copy_(mha.in_proj_weight)
+        self.out_proj.weight.copy_(mha.out_proj.weight)
+        if self.qkv_proj.bias is not None:
+            self.qkv_proj.bias.copy_(mha.in_proj_bias)
+            self.out_proj.bias.copy_(mha.out_proj.bias)
+        return self
 
     def extra_repr(self) -> str:
         kind = (
@@ -515,5 +684,18 @@ class MultiHeadAttention(nn.Module):
         )
         return (
             f"d_model={self.d_model}, n_heads={self.n_heads}, n_kv_heads={self.n_kv_heads} ({kind}), "
-            f"d_head={self.d_head}, rope={self.rope}"
+            f"d_head={self.d_head}, rope={self.rope}, scratch={self.scratch}"
         )
+
+
+def _as_4d(mask: torch.Tensor) -> torch.Tensor:
+    """(Tq,Tk) -> (1,1,Tq,Tk); (B,Tq,Tk) -> (B,1,Tq,Tk); 4-D unchanged."""
+    if mask.dim() == 2:
+        return mask[None, None]
+    if mask.dim() == 3:
+        return mask[:, None]
+    if mask.dim() == 4:
+        return mask
+    raise ValueError(
+        f"mask must be (Tq, Tk), (B, Tq, Tk) or (B, H, Tq, Tk); got {tuple(mask.shape)}."
+    )

@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a KeyError's without the quotes)."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
 def _doctor(_: argparse.Namespace) -> int:
-    from coursekit.data.download import status
-    from coursekit.runtime import environment_report
+    from coursekit import doctor
 
-    print(environment_report())
+    print(doctor.environment_text())
     print("\nData sets:")
-    for name, state in status():
+    for name, state in doctor.data_status_rows():
         print(f"  {name:<16} {state}")
+    print("\nChecks:")
     problems = 0
-    if importlib.util.find_spec("coursekit.doctor") is not None:
-        from coursekit.doctor import run_checks
-
-        print("\nChecks:")
-        for finding in run_checks():
-            mark = "ok " if finding.ok else "!! "
-            print(f"  {mark}{finding.name}: {finding.message}")
-            if not finding.ok:
-                problems += 1
-                if finding.fix:
-                    print(f"      fix: {finding.fix}")
+    for finding in doctor.run_checks():
+        mark = "ok " if finding.ok else "!! "
+        print(f"  {mark}{finding.name}: {finding.message}")
+        if not finding.ok:
+            problems += 1
+            print(f"      fix: {finding.fix or 'see ' + doctor.TROUBLESHOOTING}")
+    print(
+        f"\n{problems} problem(s) found; each is explained in {doctor.TROUBLESHOOTING}."
+        if problems
+        else "\nNo problems found."
+    )
     return 1 if problems else 0
 
 
@@ -49,19 +54,19 @@ def _data(args: argparse.Namespace) -> int:
     for name in names:
         try:
             print(f"{name}: {fetch(name)}")
-        except (DataError, KeyError) as exc:
-            print(f"{name}: FAILED\n  {exc}", file=sys.stderr)
+        except (DataError, KeyError, OSError) as exc:
+            print(f"coursekit data fetch: {name}: {_one_line(exc)}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
 
 def _student(args: argparse.Namespace) -> int:
-    from coursekit.exercises.student import SolutionMarkerError, write_student_versions
+    from coursekit.exercises.student import StudentVersionError, write_student_versions
 
     try:
         written = write_student_versions(Path(args.src), Path(args.dest))
-    except (FileNotFoundError, SolutionMarkerError) as exc:
-        print(f"coursekit student: {exc}", file=sys.stderr)
+    except (StudentVersionError, OSError) as exc:
+        print(f"coursekit student: {_one_line(exc)}", file=sys.stderr)
         return 2
     for path, count in written:
         print(f"{path}: {count} solution(s) replaced")
@@ -76,7 +81,13 @@ def _progress(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    from coursekit.files import checkout_root
+
+    checkout = checkout_root()
+    if checkout is None:
+        print("coursekit bench: the benchmarks run from a source checkout of the course.", file=sys.stderr)
+        return 2
+    root = checkout / "benchmarks"
     scripts = sorted(root.glob("bench_*.py"))
     if args.name:
         scripts = [s for s in scripts if args.name in s.stem]
@@ -103,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=_data)
     student = sub.add_parser("student", help="write learner versions of notebooks")
     student.add_argument("src", help="a notebook or a folder of notebooks")
-    student.add_argument("dest", help="folder for the learner versions")
+    student.add_argument(
+        "dest", help="folder for the learner versions (not SRC, nor a folder inside it)"
+    )
     student.set_defaults(func=_student)
     progress = sub.add_parser("progress", help="show your exercise and quiz progress")
     progress.add_argument("notebook", nargs="?", default=None)
@@ -118,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"coursekit {args.command}: interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ Run it as ``coursekit doctor`` or ``python -m coursekit.doctor``.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +122,28 @@ def _matmul_gflops(n: int = 384, repeats: int = 5) -> float:
     b = torch.randn(n, n)
     best = time_call(lambda: a @ b, repeats=repeats)
     return 2 * n**3 / max(best, 1e-9) / 1e9
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (made on first use), or None if they can.
+
+    Looks at the nearest existing folder on the way: a file where a folder should be, a folder
+    without write permission, or one where even a temporary file cannot be created (a read-only
+    file system). The probe file is removed at once.
+    """
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, not a folder, so {folder} cannot be created"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        return f"nothing can be written in {probe} ({exc.strerror or exc})"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,9 +456,32 @@ def check_speed() -> Finding:
 def check_data(*, probe_network: bool = True) -> Finding:
     """Every data file is in the cache or the mirror; otherwise the network must reach it."""
     name = "Data files and network"
-    from coursekit.data.download import MIRROR_ENV, cache_dir, is_verified, mirror_location
+    from coursekit.data.download import (
+        CACHE_ENV,
+        MIRROR_ENV,
+        DataError,
+        cache_dir,
+        is_verified,
+        mirror_location,
+    )
     from coursekit.data.registry import REGISTRY
 
+    cache = cache_dir()
+    why = _unwritable(cache)
+    if why is not None:
+        source = (
+            f"{CACHE_ENV}={os.environ[CACHE_ENV]}"
+            if os.environ.get(CACHE_ENV)
+            else f"the default, {CACHE_ENV} is not set"
+        )
+        return Finding(
+            name,
+            False,
+            f"the data cache {cache} ({source}) cannot be written: {why}. Downloads will stop "
+            "with a DataError.",
+            f"Set {CACHE_ENV} to a folder you can write (e.g. `export {CACHE_ENV}=~/coursekit-data`)"
+            ", or fix the permissions of that path.",
+        )
     mirror = mirror_location()
     local_mirror = None
     if mirror is not None and not mirror.startswith(("http://", "https://", "file://")):
@@ -450,14 +495,24 @@ def check_data(*, probe_network: bool = True) -> Finding:
             )
     cached, in_mirror, corrupt, missing = [], [], [], []
     for dataset in REGISTRY.values():
-        path = cache_dir() / dataset.filename
+        path = cache / dataset.filename
         if path.exists():
-            (cached if is_verified(path, dataset) else corrupt).append(dataset)
+            try:
+                verified = is_verified(path, dataset)
+            except DataError as exc:
+                return Finding(
+                    name,
+                    False,
+                    f"the cached file {path} cannot be read ({exc.__cause__ or exc}).",
+                    f"Fix its permissions or delete it (`coursekit data fetch` gets it again), or "
+                    f"set {CACHE_ENV} to another folder.",
+                )
+            (cached if verified else corrupt).append(dataset)
         elif local_mirror is not None and (local_mirror / dataset.filename).is_file():
             in_mirror.append(dataset)
         else:
             missing.append(dataset)
-    summary = f"{len(cached)} of {len(REGISTRY)} data files cached in {cache_dir()}" + (
+    summary = f"{len(cached)} of {len(REGISTRY)} data files cached in {cache}" + (
         f", {len(in_mirror)} available from the mirror {mirror}" if in_mirror else ""
     )
     if corrupt:
@@ -517,35 +572,130 @@ def check_disk() -> Finding:
 
 
 def check_progress() -> Finding:
-    """The progress file's folder is writable and the file (if any) is readable JSON."""
+    """The progress file's folder is writable and the file (if any) is one this coursekit can use.
+
+    Only looks: a problem file is reported, never moved or rewritten.
+    """
     name = "Progress file"
     from coursekit import progress
 
     path = progress.progress_path()
-    home = path.parent
-    probe = home
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
+    why = _unwritable(path.parent)
+    if why is not None:
         return Finding(
             name,
             False,
-            f"{probe} is not writable, so passed exercises cannot be recorded.",
+            f"the progress folder {path.parent} cannot be written: {why}, so passed exercises "
+            "cannot be recorded.",
             f"Set {progress.HOME_ENV} to a writable folder outside the course repository.",
         )
-    if path.exists():
+    info = progress.read_progress_file(path)
+    if info.state == "missing":
+        return Finding(name, True, f"no progress yet; it will be kept in {path}.")
+    if info.state == "corrupt":
+        return Finding(
+            name,
+            False,
+            f"{path} is corrupt ({info.reason}).",
+            "Nothing to lose but the record: the next check moves it aside and starts a fresh "
+            "one automatically, or run `python -m coursekit.progress --reset` now.",
+        )
+    if info.state == "newer":
+        return Finding(
+            name,
+            False,
+            f"{path} was written by a newer coursekit (schema {info.schema!r}; this one knows "
+            f"schema {progress.SCHEMA_VERSION}): it is left untouched and nothing is recorded.",
+            'Upgrade coursekit: `git pull`, then `pip install -e ".[lab]"` in the course folder.',
+        )
+    if info.state == "invalid-schema":
+        return Finding(
+            name,
+            False,
+            f"{path} has an invalid schema {info.schema!r}: it is left untouched and nothing is "
+            "recorded.",
+            f'Set "schema" to {progress.SCHEMA_VERSION} in that file, or move the file aside to '
+            "start a fresh record.",
+        )
+    if info.state == "unreadable":
+        return Finding(
+            name,
+            False,
+            f"{path} cannot be read ({info.reason}): progress is neither shown nor recorded.",
+            f"Fix the file's permissions, or set {progress.HOME_ENV} to another folder.",
+        )
+    if info.skipped:
+        return Finding(
+            name,
+            False,
+            f"{path} has {len(info.skipped)} malformed entr"
+            f"{'y' if len(info.skipped) == 1 else 'ies'}: {'; '.join(info.skipped)}.",
+            "Nothing to do for the rest of your progress: the next recorded check keeps a copy "
+            "of the file and rewrites it without them; re-run those exercises' check cells.",
+        )
+    return Finding(name, True, f"{path} is readable.")
+
+
+def environment_text() -> str:
+    """The environment report (as notebook 00 shows it), for the top of ``coursekit doctor``.
+
+    Never raises: a value that cannot be determined (an unavailable ``COURSEKIT_DEVICE``, an
+    unknown ``COURSEKIT_PROFILE``) is shown as such, and the checks below explain it.
+    """
+    import platform
+
+    from coursekit import runtime
+
+    try:
+        return str(runtime.environment_report())
+    except Exception:  # noqa: BLE001 - fall back to the rows one by one
+        pass
+
+    def value(get: Callable[[], object], check: str) -> str:
         try:
-            progress._validate(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return Finding(
-                name,
-                False,
-                f"{path} is corrupt ({exc}).",
-                "Nothing to lose but the record: the next check moves it aside and starts a fresh "
-                "one automatically, or run `python -m coursekit.progress --reset` now.",
-            )
-        return Finding(name, True, f"{path} is readable.")
-    return Finding(name, True, f"no progress yet; it will be kept in {path}.")
+            return str(get())
+        except Exception:  # noqa: BLE001 - the named check reports the problem and its fix
+            return f"(not usable: see '{check}' below)"
+
+    def device() -> str:
+        chosen = runtime.get_device()
+        return f"{chosen} ({runtime.device_name(chosen)})"
+
+    def data_dir() -> str:
+        from coursekit.data.download import cache_dir
+
+        return runtime.display_path(cache_dir())
+
+    def mirror() -> str:
+        from coursekit.data.download import mirror_location
+
+        return mirror_location() or "(none: downloads from the public URLs)"
+
+    rows = [
+        ("Python", sys.version.split()[0]),
+        ("Platform", f"{platform.system()} {platform.release()} ({platform.machine()})"),
+        ("PyTorch", value(lambda: __import__("torch").__version__, "Required packages")),
+        ("Device", value(device, "Compute device")),
+        (
+            "CPU threads used by torch",
+            value(lambda: __import__("torch").get_num_threads(), "Speed and run profile"),
+        ),
+        ("Run profile", value(runtime.get_profile, "Speed and run profile")),
+        ("Data cache", value(data_dir, "Data files and network")),
+        ("Data mirror", value(mirror, "Data files and network")),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {text}" for label, text in rows)
+
+
+def data_status_rows() -> list[tuple[str, str]]:
+    """(data set, state) rows for the report; only looks (leftovers are reported, not removed)."""
+    from coursekit.data.download import status
+
+    try:
+        return status(clean=False)
+    except Exception as exc:  # noqa: BLE001 - the data check reports the problem and its fix
+        return [("(all)", f"cannot be listed ({type(exc).__name__}: {exc})")]
 
 
 CHECKS: tuple[Callable[[], Finding], ...] = (

@@ -1,37 +1,42 @@
-"""Decoding: turning next-token distributions into sequences.
+"""Decoding: one loop that turns next-token distributions into sequences, for every model.
 
-Encoder-decoder models (anything with ``encode(src) -> (memory, src_valid)`` and
-``decode(tgt_in, memory, src_valid) -> logits (B, T, V)`` and a ``config`` with ``bos_id``,
-``eos_id``, ``pad_id``, such as :class:`coursekit.models.Transformer`):
+Every model that generates text speaks one small, explicit protocol, :class:`CausalLM`:
 
-* :func:`greedy_decode`: take the most likely token at every step.
-* :func:`sample_decode`: draw each token from the (temperature-scaled) distribution.
-* :func:`beam_search`: keep the ``beam_size`` best partial translations; rank finished ones
-  with the GNMT length penalty ``lp(L) = ((5 + L) / 6) ** alpha`` (Wu et al., 2016).
+* ``new_cache()`` -> an empty decoding cache (KV caches for Transformers, the hidden state
+  for RNNs), with a ``length`` and ``reorder(index)``;
+* ``step(ids, cache)`` -> next-token logits ``(B, T, V)`` for the new ``ids`` ``(B, T)``;
+  with a cache, ``ids`` continue the cached tokens and the cache is extended; with
+  ``cache=None`` the ids are the whole context, recomputed from scratch;
+* ``context_length``: how many positions the model can see (``None``: unlimited).
 
-Decoder-only language models (``model(ids) -> logits (B, T, V)``):
+Encoder-decoder models (:class:`coursekit.models.Transformer`, the RNN
+:class:`~coursekit.rnn.Seq2Seq`) provide ``condition(src)`` -> a :class:`CausalLM` over the
+target language given the source (:class:`ConditionalLM`), and a ``config`` with ``bos_id``,
+``eos_id`` and ``pad_id``.
 
-* :func:`generate` with temperature, top-k, top-p (nucleus) and a repetition penalty
-  (temperature 0 = greedy). If the model's ``forward`` accepts ``kv_caches=`` (a list the
-  model fills, one :class:`~coursekit.attention.KVCache` per layer) and ``use_cache=True``,
-  only the newest token is fed after the first step.
-
-All functions return token ids *after* the ``<bos>``/prompt: ``(B, L)``, and once a sequence
-has produced ``<eos>`` it is padded with ``pad_id``.
+* :func:`generate`: continue a prompt; temperature, top-k, top-p (nucleus), repetition penalty
+  (temperature 0 or top-k 1 = greedy).
+* :func:`greedy_decode`, :func:`sample_decode`, :func:`beam_search` (GNMT length penalty
+  ``lp(L) = ((5 + L) / 6) ** alpha``, Wu et al. 2016) and :func:`sequence_log_probs` for
+  encoder-decoders; they return the ids *after* ``<bos>`` ``(B, L)``, padded with ``pad_id``
+  after ``<eos>``.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
+from coursekit.runtime import eval_mode
+
 __all__ = [
     "BeamResult",
-    "EncoderDecoder",
+    "CausalLM",
+    "ConditionalLM",
+    "DecodingCache",
     "beam_search",
     "generate",
     "greedy_decode",
@@ -41,16 +46,63 @@ __all__ = [
 ]
 
 
-class EncoderDecoder(Protocol):
-    """What the encoder-decoder decoders need from a model."""
+class DecodingCache(Protocol):
+    """What a model's decoding cache offers the loop."""
+
+    @property
+    def length(self) -> int: ...
+
+    def reorder(self, index: torch.Tensor) -> None: ...
+
+
+@runtime_checkable
+class CausalLM(Protocol):
+    """A model that predicts the next token from the previous ones (see the module docstring)."""
+
+    @property
+    def context_length(self) -> int | None: ...
+
+    def new_cache(self) -> Any: ...
+
+    def step(self, ids: torch.Tensor, cache: Any | None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ConditionalLM(Protocol):
+    """An encoder-decoder: ``condition(src)`` gives the decoder as a :class:`CausalLM`."""
 
     config: Any
 
-    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def condition(self, src: torch.Tensor) -> CausalLM: ...
 
-    def decode(
-        self, tgt_in: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor
-    ) -> torch.Tensor: ...
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def _as_causal_lm(model: nn.Module) -> nn.Module:
+    model = _unwrap(model)
+    if not isinstance(model, CausalLM):
+        raise TypeError(
+            f"{type(model).__name__} cannot generate: a model needs new_cache(), "
+            "step(ids, cache) and context_length (the CausalLM protocol of coursekit.generate)."
+        )
+    return model
+
+
+def _as_conditional(model: nn.Module) -> nn.Module:
+    model = _unwrap(model)
+    if not isinstance(model, ConditionalLM):
+        raise TypeError(
+            f"{type(model).__name__} is not an encoder-decoder: it needs condition(src) and a "
+            "config with bos_id, eos_id and pad_id (see coursekit.generate)."
+        )
+    return model
 
 
 def _ids(
@@ -68,48 +120,192 @@ def _ids(
     return pick(bos_id, "bos_id"), pick(eos_id, "eos_id"), pick(pad_id, "pad_id")
 
 
-def _check_src(src: torch.Tensor) -> None:
-    if src.dim() != 2 or src.dtype.is_floating_point:
-        raise ValueError(
-            f"src must be (B, S) integer token ids, got {src.dtype} {tuple(src.shape)}."
+def _check_ids(ids: torch.Tensor, name: str) -> None:
+    if ids.dim() != 2 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(f"{name} must be (B, T) integer token ids, got {ids.dtype} {tuple(ids.shape)}.")
+    if ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(ids.shape)}): give at least one token.")
+
+
+# --------------------------------------------------------------------------------------------
+# the one decoding loop
+# --------------------------------------------------------------------------------------------
+def _pick_token(
+    logits: torch.Tensor,
+    ids: torch.Tensor,
+    *,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    repetition_penalty: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """One token per row from next-token ``logits`` ``(B, V)``, given the ids so far."""
+    logits = _apply_repetition_penalty(logits.float(), ids, repetition_penalty)
+    if temperature == 0.0 or top_k == 1:
+        return logits.argmax(-1)
+    logits = _filter_logits(logits / temperature, top_k, top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(ids.device)
+
+
+def _decode_loop(
+    lm: Any,
+    ids: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    use_cache: bool,
+    max_context: int | None,
+    stop_id: int | None,
+    fill_id: int | None,
+    **pick: Any,
+) -> torch.Tensor:
+    """Append up to ``max_new_tokens`` tokens to ``ids`` ``(B, T0)``; returns ``(B, T0 + n)``.
+
+    With the cache only the newest token is fed at each step. When the sequence outgrows
+    ``max_context`` the model sees the last ``max_context`` tokens: the cache is rebuilt from
+    that window (absolute positions shift, so the old entries cannot be reused).
+    """
+
+    def window(x: torch.Tensor) -> torch.Tensor:
+        return x if max_context is None else x[:, -max_context:]
+
+    cache = lm.new_cache() if use_cache else None
+    logits = lm.step(window(ids), cache)[:, -1]
+    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    for i in range(max_new_tokens):
+        token = _pick_token(logits, ids, **pick)
+        if stop_id is not None:
+            token = token.masked_fill(done, stop_id if fill_id is None else fill_id)
+            done |= token == stop_id
+        ids = torch.cat([ids, token[:, None]], dim=1)
+        if i == max_new_tokens - 1 or (stop_id is not None and bool(done.all())):
+            break
+        if cache is None:
+            logits = lm.step(window(ids), None)[:, -1]
+        elif max_context is not None and cache.length + 1 > max_context:
+            cache = lm.new_cache()
+            logits = lm.step(window(ids), cache)[:, -1]
+        else:
+            logits = lm.step(token[:, None], cache)[:, -1]
+    return ids
+
+
+def generate(
+    model: nn.Module,
+    prompt_ids: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    use_cache: bool = True,
+    generator: torch.Generator | None = None,
+    eos_id: int | None = None,
+    max_context: int | None = None,
+) -> torch.Tensor:
+    """Continue ``prompt_ids`` ``(B, T0)`` with a :class:`CausalLM`; returns ``(B, T0 + n)``.
+
+    ``temperature=0`` (or ``top_k=1``) is greedy; otherwise tokens are drawn from
+    softmax(filtered logits / temperature) with ``generator``. ``top_p`` keeps the smallest set
+    of tokens whose probability reaches p (at least one). ``max_context`` (default: the model's
+    ``context_length``) is how many recent tokens the model sees. ``use_cache=False``
+    recomputes the whole context at every step (same tokens, slower). With ``eos_id``,
+    sequences that produced it are padded with it and generation stops once all have.
+    """
+    _check_ids(prompt_ids, "prompt_ids")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}.")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}.")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 (1 = greedy), got {top_k}.")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
+    if not repetition_penalty > 0:
+        raise ValueError(f"repetition_penalty must be positive (1 = none), got {repetition_penalty}.")
+    lm = _as_causal_lm(model)
+    if max_context is None:
+        max_context = lm.context_length
+    if max_context is not None and max_context < 1:
+        raise ValueError(f"max_context must be positive, got {max_context}.")
+    if max_new_tokens == 0:
+        return prompt_ids
+    with eval_mode(lm):
+        return _decode_loop(
+            lm,
+            prompt_ids,
+            max_new_tokens,
+            use_cache=use_cache,
+            max_context=max_context,
+            stop_id=eos_id,
+            fill_id=None,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            generator=generator,
         )
-    if src.shape[0] == 0 or src.shape[1] == 0:
-        raise ValueError(f"src is empty (shape {tuple(src.shape)}): give at least one token.")
 
 
-class _EvalMode:
-    """Context manager: eval mode and no gradients, restoring the previous mode."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model, self.was_training = model, model.training
-        self.no_grad = torch.no_grad()
-
-    def __enter__(self) -> None:
-        self.model.eval()
-        self.no_grad.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self.no_grad.__exit__(*exc)
-        self.model.train(self.was_training)
+# --------------------------------------------------------------------------------------------
+# encoder-decoder decoding
+# --------------------------------------------------------------------------------------------
+def _translate(
+    model: nn.Module,
+    src: torch.Tensor,
+    max_len: int,
+    ids: tuple[int | None, int | None, int | None],
+    *,
+    temperature: float,
+    generator: torch.Generator | None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    _check_ids(src, "src")
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}.")
+    model = _as_conditional(model)
+    bos, eos, pad = _ids(model, *ids)
+    with eval_mode(model):
+        lm = model.condition(src)
+        start = torch.full((src.shape[0], 1), bos, dtype=torch.long, device=src.device)
+        out = _decode_loop(
+            lm,
+            start,
+            max_len,
+            use_cache=use_cache,
+            max_context=lm.context_length,
+            stop_id=eos,
+            fill_id=pad,
+            temperature=temperature,
+            top_k=None,
+            top_p=None,
+            repetition_penalty=1.0,
+            generator=generator,
+        )
+    return out[:, 1:]
 
 
 def greedy_decode(
-    model: EncoderDecoder,
+    model: nn.Module,
     src: torch.Tensor,
     *,
     max_len: int = 50,
     bos_id: int | None = None,
     eos_id: int | None = None,
     pad_id: int | None = None,
+    use_cache: bool = True,
 ) -> torch.Tensor:
     """Most likely token at each step. src ``(B, S)`` -> ids ``(B, L)``, ``L <= max_len``."""
-    return _step_decode(
-        model, src, max_len, bos_id, eos_id, pad_id, temperature=0.0, generator=None
+    return _translate(
+        model, src, max_len, (bos_id, eos_id, pad_id), temperature=0.0, generator=None,
+        use_cache=use_cache,
     )
 
 
 def sample_decode(
-    model: EncoderDecoder,
+    model: nn.Module,
     src: torch.Tensor,
     *,
     max_len: int = 50,
@@ -122,59 +318,9 @@ def sample_decode(
     """Draw each token from softmax(logits / temperature). src ``(B, S)`` -> ids ``(B, L)``."""
     if temperature <= 0:
         raise ValueError("sample_decode needs temperature > 0 (use greedy_decode for 0).")
-    return _step_decode(
-        model, src, max_len, bos_id, eos_id, pad_id, temperature=temperature, generator=generator
+    return _translate(
+        model, src, max_len, (bos_id, eos_id, pad_id), temperature=temperature, generator=generator
     )
-
-
-def _decode_last(
-    model: Any, seqs: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor
-) -> torch.Tensor:
-    """Logits ``(B, V)`` for the next token after ``seqs`` (last position only when supported)."""
-    try:
-        takes_last = "last_only" in inspect.signature(model.decode).parameters
-    except (TypeError, ValueError):
-        takes_last = False
-    if takes_last:
-        return model.decode(seqs, memory, src_valid, last_only=True)[:, -1].float()
-    return model.decode(seqs, memory, src_valid)[:, -1].float()
-
-
-def _step_decode(
-    model: Any,
-    src: torch.Tensor,
-    max_len: int,
-    bos_id: int | None,
-    eos_id: int | None,
-    pad_id: int | None,
-    *,
-    temperature: float,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    _check_src(src)
-    if max_len < 1:
-        raise ValueError(f"max_len must be at least 1, got {max_len}.")
-    bos, eos, pad = _ids(model, bos_id, eos_id, pad_id)
-    with _EvalMode(model):
-        memory, src_valid = model.encode(src)
-        b = src.shape[0]
-        seqs = torch.full((b, 1), bos, dtype=torch.long, device=src.device)
-        done = torch.zeros(b, dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            logits = _decode_last(model, seqs, memory, src_valid)  # (B, V)
-            if temperature == 0.0:
-                token = logits.argmax(-1)
-            else:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                token = (
-                    torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(src.device)
-                )
-            token = token.masked_fill(done, pad)
-            seqs = torch.cat([seqs, token[:, None]], dim=1)
-            done |= token == eos
-            if bool(done.all()):
-                break
-    return seqs[:, 1:]
 
 
 def length_penalty(length: torch.Tensor | int, alpha: float) -> torch.Tensor:
@@ -201,7 +347,7 @@ class BeamResult:
 
 
 def beam_search(
-    model: EncoderDecoder,
+    model: nn.Module,
     src: torch.Tensor,
     *,
     beam_size: int = 4,
@@ -222,24 +368,25 @@ def beam_search(
 
     src ``(B, S)`` -> :class:`BeamResult`.
     """
-    _check_src(src)
+    _check_ids(src, "src")
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}.")
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}.")
+    model = _as_conditional(model)
     bos, eos, pad = _ids(model, bos_id, eos_id, pad_id)
     b, k, device = src.shape[0], beam_size, src.device
-    with _EvalMode(model):
-        memory, src_valid = model.encode(src)
-        memory = memory.repeat_interleave(k, dim=0)  # (B*K, S, d)
-        src_valid = src_valid.repeat_interleave(k, dim=0)
+    with eval_mode(model):
+        lm = model.condition(src.repeat_interleave(k, dim=0))  # beams of a source are adjacent
+        cache = lm.new_cache()
         seqs = torch.full((b, k, 1), bos, dtype=torch.long, device=device)
         scores = torch.full((b, k), float("-inf"), device=device)
         scores[:, 0] = 0.0  # all beams start identical: keep one so candidates are distinct
         finished = torch.zeros(b, k, dtype=torch.bool, device=device)
         lengths = torch.zeros(b, k, dtype=torch.long, device=device)
-        for _ in range(max_len):
-            logits = _decode_last(model, seqs.view(b * k, -1), memory, src_valid)
+        logits = lm.step(seqs.view(b * k, -1), cache)[:, -1].float()
+        offsets = torch.arange(b, device=device).unsqueeze(1) * k  # first row of each source
+        for step in range(max_len):
             log_p = torch.log_softmax(logits, dim=-1).view(b, k, -1)  # (B, K, V)
             v = log_p.shape[-1]
             frozen = torch.full_like(log_p, float("-inf"))
@@ -257,8 +404,10 @@ def beam_search(
             was_finished = finished.gather(1, beam)
             lengths = lengths.gather(1, beam) + (~was_finished).long()
             finished = was_finished | (token == eos)
-            if bool(finished.all()):
+            if step == max_len - 1 or bool(finished.all()):
                 break
+            cache.reorder((offsets + beam).view(-1))  # each surviving beam keeps its history
+            logits = lm.step(token.view(b * k, 1), cache)[:, -1].float()
         final = scores / length_penalty(lengths, alpha).to(device)
         order = final.argsort(dim=-1, descending=True)
         beams = seqs.gather(1, order[..., None].expand_as(seqs))[..., 1:]
@@ -270,7 +419,7 @@ def beam_search(
 
 
 def sequence_log_probs(
-    model: EncoderDecoder,
+    model: nn.Module,
     src: torch.Tensor,
     tokens: torch.Tensor,
     *,
@@ -283,11 +432,12 @@ def sequence_log_probs(
     Scored in one teacher-forced pass; used to compare decoders (beam search should find
     translations the model itself rates at least as likely as greedy's).
     """
+    model = _as_conditional(model)
     bos, eos, pad = _ids(model, bos_id, eos_id, pad_id)
-    with _EvalMode(model):
-        memory, src_valid = model.encode(src)
+    with eval_mode(model):
+        lm = model.condition(src)
         start = torch.full((tokens.shape[0], 1), bos, dtype=torch.long, device=tokens.device)
-        logits = model.decode(torch.cat([start, tokens[:, :-1]], dim=1), memory, src_valid)
+        logits = lm.step(torch.cat([start, tokens[:, :-1]], dim=1), None)
         log_p = torch.log_softmax(logits.float(), -1).gather(-1, tokens[..., None]).squeeze(-1)
         # positions after the first <eos> (padding) do not count
         is_eos = (tokens == eos).long()
@@ -296,7 +446,7 @@ def sequence_log_probs(
 
 
 # --------------------------------------------------------------------------------------------
-# decoder-only generation
+# sampling filters
 # --------------------------------------------------------------------------------------------
 def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
     """Set to -inf every logit outside the top-k and outside the smallest nucleus of mass top_p."""
@@ -328,78 +478,3 @@ def _apply_repetition_penalty(
     seen = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, ids, True)
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
     return torch.where(seen, penalised, logits)
-
-
-def _accepts(model: nn.Module, name: str) -> bool:
-    try:
-        return name in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def generate(
-    model: nn.Module,
-    prompt_ids: torch.Tensor,
-    max_new_tokens: int,
-    *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    repetition_penalty: float = 1.0,
-    use_cache: bool = True,
-    generator: torch.Generator | None = None,
-    eos_id: int | None = None,
-    max_context: int | None = None,
-) -> torch.Tensor:
-    """Continue ``prompt_ids`` ``(B, T0)`` with a decoder-only model; returns ``(B, T0 + n)``.
-
-    ``model(ids)`` must return logits ``(B, T, V)`` (or a tuple whose first item they are).
-    ``temperature=0`` is greedy; otherwise tokens are drawn from
-    softmax(filtered logits / temperature) with ``generator``. ``max_context`` crops the input
-    to the last positions the model can see (default: the model's ``config.block_size`` if
-    any). The KV cache is used when the model supports it (``forward(..., kv_caches=...)``).
-    With ``eos_id``, sequences that produced it are padded with it and generation stops early
-    once all have.
-    """
-    if prompt_ids.dim() != 2 or prompt_ids.dtype.is_floating_point:
-        raise ValueError(f"prompt_ids must be (B, T) token ids, got {tuple(prompt_ids.shape)}.")
-    if prompt_ids.shape[1] == 0:
-        raise ValueError("prompt_ids is empty: give at least one token (e.g. a BOS or newline).")
-    if max_new_tokens < 0 or temperature < 0:
-        raise ValueError("max_new_tokens and temperature must be non-negative.")
-    config = getattr(model, "config", None)
-    if max_context is None:
-        max_context = getattr(config, "block_size", None)
-    cached = use_cache and _accepts(model, "kv_caches")
-    ids = prompt_ids
-    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-    caches: list[Any] | None = None
-    with _EvalMode(model):
-        for _ in range(max_new_tokens):
-            fits = max_context is None or ids.shape[1] <= max_context
-            if cached and caches is not None and fits:
-                out = model(ids[:, -1:], kv_caches=caches)  # only the newest token
-            elif cached:
-                # first step, or the context overflowed: (re)build the caches from the window
-                caches = []
-                window = ids if fits else ids[:, -max_context:]  # type: ignore[operator]
-                out = model(window, kv_caches=caches)
-            else:
-                out = model(ids if fits else ids[:, -max_context:])  # type: ignore[operator]
-            logits = (out[0] if isinstance(out, tuple) else out)[:, -1].float()
-            logits = _apply_repetition_penalty(logits, ids, repetition_penalty)
-            if temperature == 0.0:
-                token = logits.argmax(-1)
-            else:
-                logits = _filter_logits(logits / temperature, top_k, top_p)
-                probs = torch.softmax(logits, dim=-1)
-                token = (
-                    torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(ids.device)
-                )
-            if eos_id is not None:
-                token = token.masked_fill(done, eos_id)
-                done |= token == eos_id
-            ids = torch.cat([ids, token[:, None]], dim=1)
-            if eos_id is not None and bool(done.all()):
-                break
-    return ids

@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 __all__ = [
+    "ALiBiBias",
     "LearnedPositionalEmbedding",
+    "RotaryEmbedding",
     "SinusoidalPositionalEncoding",
     "T5RelativeBias",
     "alibi_bias",
@@ -141,10 +143,30 @@ class LearnedPositionalEmbedding(nn.Module):
 def rope_frequencies(
     d: int, *, base: float = 10000.0, device: torch.device | str | None = None
 ) -> torch.Tensor:
-    """``(d/2,)`` rotation speeds theta_i = base^(-2i/d) of the channel pairs (fastest first)."""
-    if d % 2:
-        raise ValueError(f"RoPE needs an even head dimension, got d={d}.")
-    return base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=device) / d)
+    """``(d/2,)`` rotation speeds theta_i = base^(-2i/d) of the channel pairs (fastest first).
+
+    Computed in float64 where the device has it (MPS has not: float32 there).
+    """
+    if d < 2 or d % 2:
+        raise ValueError(f"RoPE needs an even head dimension >= 2, got d={d}.")
+    _check_rope_args(base, 1.0)
+    dtype = _wide_float(device)
+    return base ** (-torch.arange(0, d, 2, dtype=dtype, device=device) / d)
+
+
+def _wide_float(device: torch.device | str | None) -> torch.dtype:
+    """float64 for position tables, except on devices without it (Apple MPS)."""
+    kind = torch.device(device).type if device is not None else "cpu"
+    return torch.float32 if kind == "mps" else torch.float64
+
+
+def _check_rope_args(base: float, scale: float) -> None:
+    if not (math.isfinite(base) and base > 1.0):
+        raise ValueError(f"RoPE base must be a finite number > 1 (10000 is usual), got {base}.")
+    if not (math.isfinite(scale) and scale > 0.0):
+        raise ValueError(
+            f"RoPE scale must be a finite number > 0 (1 = no interpolation), got {scale}."
+        )
 
 
 def apply_rope(
@@ -171,6 +193,7 @@ def apply_rope(
         raise ValueError(
             f"apply_rope needs an even last dimension, got x of shape {tuple(x.shape)}."
         )
+    _check_rope_args(base, scale)
     t = x.shape[-2]
     if positions is None:
         positions = torch.arange(t, device=x.device)
@@ -178,7 +201,7 @@ def apply_rope(
     if positions.shape[-1] != t:
         raise ValueError(f"positions has {positions.shape[-1]} entries but x has T={t}.")
     theta = rope_frequencies(d, base=base, device=x.device)
-    angle = (positions.to(torch.float64) / scale).unsqueeze(-1) * theta  # (..., T, d/2)
+    angle = (positions.to(theta.dtype) / scale).unsqueeze(-1) * theta  # (..., T, d/2)
     cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
     if interleaved:
         x1, x2 = x[..., 0::2], x[..., 1::2]
@@ -189,6 +212,71 @@ def apply_rope(
     if interleaved:
         return torch.stack([r1, r2], dim=-1).flatten(-2)
     return torch.cat([r1, r2], dim=-1)
+
+
+class RotaryEmbedding(nn.Module):
+    """RoPE as a module: cached cos/sin tables, applied to per-head queries and keys.
+
+    The running version of :func:`apply_rope` (same result): the angles are computed once in
+    float64 on the CPU, stored as buffers that follow the model's device and dtype
+    (``model.to(torch.bfloat16)`` converts them too), and grown when a longer input arrives.
+
+    ``forward(x, offset=0)`` rotates ``x`` ``(..., T, head_dim)`` as positions
+    ``offset .. offset + T - 1``. ``scale`` > 1 is position interpolation; ``interleaved``
+    picks the channel pairing (see :func:`apply_rope`).
+    """
+
+    def __init__(
+        self,
+        head_dim: int,
+        *,
+        base: float = 10000.0,
+        scale: float = 1.0,
+        interleaved: bool = True,
+        max_positions: int = 1024,
+    ) -> None:
+        super().__init__()
+        if head_dim < 2 or head_dim % 2:
+            raise ValueError(f"RoPE needs an even head dimension >= 2, got {head_dim}.")
+        _check_rope_args(base, scale)
+        if max_positions < 1:
+            raise ValueError(f"max_positions must be positive, got {max_positions}.")
+        self.head_dim, self.base, self.scale, self.interleaved = head_dim, base, scale, interleaved
+        cos, sin = self._tables(max_positions)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def _tables(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        theta = rope_frequencies(self.head_dim, base=self.base)  # float64 on the CPU
+        angle = (torch.arange(n, dtype=torch.float64) / self.scale).unsqueeze(1) * theta
+        return torch.cos(angle).float(), torch.sin(angle).float()
+
+    def _grow(self, n: int) -> None:
+        cos, sin = self._tables(max(n, 2 * self.cos.shape[0]))
+        self.cos = cos.to(self.cos.device, self.cos.dtype)
+        self.sin = sin.to(self.sin.device, self.sin.dtype)
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        t, d = x.shape[-2], x.shape[-1]
+        if d != self.head_dim:
+            raise ValueError(f"expected head_dim={self.head_dim}, got x of shape {tuple(x.shape)}.")
+        if offset < 0:
+            raise ValueError(f"offset must be non-negative, got {offset}.")
+        if offset + t > self.cos.shape[0]:
+            self._grow(offset + t)
+        cos = self.cos[offset : offset + t].to(x.dtype)
+        sin = self.sin[offset : offset + t].to(x.dtype)
+        if self.interleaved:
+            x1, x2 = x[..., 0::2], x[..., 1::2]
+            return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+        x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"head_dim={self.head_dim}, base={self.base}, scale={self.scale}, "
+            f"interleaved={self.interleaved}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,17 +310,49 @@ def alibi_bias(
     t_k: int | None = None,
     *,
     device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """``(n_heads, t_q, t_k)`` additive bias ``-m_h * |i - j|``.
+    """``(n_heads, t_q, t_k)`` additive bias ``-m_h * |i - j|`` in ``dtype``.
 
     Queries are the last ``t_q`` of the ``t_k`` key positions (as in :func:`causal_mask`), so
     the same function serves cached decoding. Combine with a causal mask for language models.
     """
     t_k = t_q if t_k is None else t_k
+    if t_q < 0 or t_k < 0:
+        raise ValueError(f"alibi_bias needs non-negative lengths, got t_q={t_q}, t_k={t_k}.")
+    if t_q > t_k:
+        raise ValueError(
+            f"alibi_bias takes the queries as the last t_q of the t_k keys: need t_q <= t_k, "
+            f"got t_q={t_q}, t_k={t_k}."
+        )
     i = torch.arange(t_q, device=device).unsqueeze(1) + (t_k - t_q)
     j = torch.arange(t_k, device=device).unsqueeze(0)
     dist = (i - j).abs().float()  # (t_q, t_k)
-    return -alibi_slopes(n_heads).to(device).view(-1, 1, 1) * dist
+    return (-alibi_slopes(n_heads).to(device).view(-1, 1, 1) * dist).to(dtype)
+
+
+class ALiBiBias(nn.Module):
+    """ALiBi as a module: ``forward(t_q, t_k, dtype=...)`` -> ``(1, n_heads, t_q, t_k)``.
+
+    The slopes are a buffer (they follow the model's device); no parameters.
+    """
+
+    def __init__(self, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
+
+    def forward(
+        self, t_q: int, t_k: int | None = None, *, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        t_k = t_q if t_k is None else t_k
+        if t_q < 0 or t_k < t_q:
+            raise ValueError(f"need 0 <= t_q <= t_k, got t_q={t_q}, t_k={t_k}.")
+        device = self.slopes.device
+        i = torch.arange(t_q, device=device).unsqueeze(1) + (t_k - t_q)
+        j = torch.arange(t_k, device=device).unsqueeze(0)
+        bias = -self.slopes.view(-1, 1, 1) * (i - j).abs().to(self.slopes.dtype)
+        return bias.unsqueeze(0).to(dtype or self.slopes.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,6 +373,11 @@ def t5_relative_position_bucket(
     everything lands in the last bucket. (With 8 buckets per half: 0, 1, 2, 3 exact, then
     4-5, 6-7, 8-11 ... growing.) Unidirectional (decoder): only keys at or before the query.
     """
+    if num_buckets < 4:
+        raise ValueError(
+            f"num_buckets must be >= 4 (room for exact and log-spaced buckets, per direction "
+            f"when bidirectional), got num_buckets={num_buckets}."
+        )
     rel = torch.as_tensor(relative_position)
     if rel.dtype.is_floating_point:
         raise TypeError("relative_position must be an integer tensor (key_pos - query_pos).")
@@ -284,7 +409,8 @@ def t5_relative_position_bucket(
 class T5RelativeBias(nn.Module):
     """Learned per-head scalar bias for each relative-position bucket (T5).
 
-    ``forward(t_q, t_k)`` returns ``(1, n_heads, t_q, t_k)`` to add to the attention scores.
+    ``forward(t_q, t_k)`` returns ``(1, n_heads, t_q, t_k)`` to add to the attention scores
+    (queries are the last ``t_q`` of the ``t_k`` positions, as in cached decoding).
     The parameter is ``relative_attention_bias`` ``nn.Embedding(num_buckets, n_heads)``,
     the same layout as in `transformers`' T5.
     """

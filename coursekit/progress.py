@@ -7,12 +7,20 @@ points inside the checkout is refused (with a message) in favour of the default.
 
 Guarantees:
 
-* **Atomic writes.** The new content goes to a temporary file in the same folder, is flushed to
-  disk, and replaces the old file with :func:`os.replace`; a crash mid-write leaves the previous
-  file intact. A lock file serialises two kernels recording at the same moment (POSIX only).
-* **Never fatal.** A missing file is an empty record. A corrupt file (not JSON, wrong shape) is
-  moved aside as ``progress.json.corrupt-<time>``, a message says so, and a fresh record starts.
-  A folder that cannot be written prints one message and the course goes on without saving.
+* **Atomic writes.** Every write goes through :func:`coursekit.files.atomic_write_with`: a crash
+  mid-write leaves the previous file intact. A lock file serialises two kernels recording at the
+  same moment (POSIX only); temporary files a killed write left behind are removed by the next
+  recording.
+* **Viewing only reads.** :func:`load_progress`, :func:`progress_summary`,
+  :func:`progress_table` and ``coursekit progress`` never change the file, whatever is in it.
+* **Nothing lost.** A file written by a newer coursekit (a higher ``schema``), or with a schema
+  that is not a version number, is left untouched: it is reported, and recording into it is
+  refused rather than downgrading it. One malformed entry is skipped with a message; the next
+  recording keeps a copy of the file as it was (``progress.json.before-repair-<time>``) and
+  writes it without that entry. Only a file that is not JSON, or not a JSON object at all, is
+  moved aside (``progress.json.corrupt-<time>``) by the next recording, which starts a fresh
+  record. A folder that cannot be written prints one message and the course goes on without
+  saving.
 * **A pass is kept.** Once an exercise passed (or a quiz question was answered correctly), a
   later failing attempt does not erase it; the attempt counters still grow.
 
@@ -27,14 +35,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from coursekit.files import TMP_SUFFIX, atomic_write_text, atomic_write_with, checkout_root
 from coursekit.runtime import display_path
 
 HOME_ENV = "COURSEKIT_HOME"
@@ -47,14 +56,6 @@ _said: set[str] = set()
 
 # --------------------------------------------------------------------------------------------
 # where the file lives
-
-
-def _checkout_root() -> Path | None:
-    """The course repository this package runs from (editable install), or None."""
-    root = Path(__file__).resolve().parents[1]
-    if (root / "pyproject.toml").is_file() and (root / "coursekit").is_dir():
-        return root
-    return None
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -80,7 +81,7 @@ def progress_home() -> Path:
     if not value:
         return default_home()
     home = Path(value).expanduser().resolve()
-    root = _checkout_root()
+    root = checkout_root()
     if root is not None and _inside(home, root):
         _message(
             f"{HOME_ENV}={value} is inside the course repository ({root}); progress is personal "
@@ -111,7 +112,7 @@ def _message(text: str, *, key: str | None = None) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# reading and writing
+# reading (never writes)
 
 
 def _empty() -> dict[str, Any]:
@@ -122,6 +123,84 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+_SECTIONS = (("exercises", "passed"), ("quiz", "correct"))
+
+FileState = Literal["missing", "ok", "newer", "invalid-schema", "corrupt", "unreadable"]
+
+
+@dataclass(frozen=True)
+class ProgressFile:
+    """The progress file as read, without changing it.
+
+    ``state``: ``missing`` (no file yet), ``ok`` (usable; ``skipped`` lists malformed entries
+    left out of ``data``), ``newer`` (a higher ``schema`` than this coursekit knows),
+    ``invalid-schema``, ``corrupt`` (not JSON, not UTF-8, or not an object) or ``unreadable``
+    (the file system refused). ``data`` is the usable record: empty unless ``ok``.
+    """
+
+    path: Path
+    state: FileState
+    data: dict[str, Any]
+    reason: str = ""
+    skipped: tuple[str, ...] = ()
+    schema: Any = None
+
+    @property
+    def usable(self) -> bool:
+        """True if the record can be shown and recorded into."""
+        return self.state in ("missing", "ok")
+
+    def describe(self) -> str:
+        """One sentence on what is wrong with the file (empty when nothing is)."""
+        path = self.path
+        if self.state == "newer":
+            return (
+                f"your progress file {path} was written by a newer coursekit (schema "
+                f"{self.schema!r}; this coursekit knows schema {SCHEMA_VERSION}). It is left "
+                "untouched and nothing is recorded into it: upgrade coursekit (`git pull`, then "
+                '`pip install -e ".[lab]"` in the course folder) to see and record your progress.'
+            )
+        if self.state == "invalid-schema":
+            return (
+                f"your progress file {path} has an invalid schema {self.schema!r} (expected a "
+                f"version number such as {SCHEMA_VERSION}). It is left untouched and nothing is "
+                f'recorded into it: set "schema" to {SCHEMA_VERSION} in the file, or move it '
+                "aside to start a fresh record."
+            )
+        if self.state == "corrupt":
+            return (
+                f"your progress file {path} could not be read ({self.reason}). It is left as it "
+                "is for now; the next recorded check moves it aside (progress.json.corrupt-<time>)"
+                " and starts a fresh progress record."
+            )
+        if self.state == "unreadable":
+            return (
+                f"could not read your progress file {path} ({self.reason}); showing no progress, "
+                "and nothing is recorded until it can be read: check its permissions."
+            )
+        if self.skipped:
+            return (
+                f"skipped {len(self.skipped)} malformed entr{'y' if len(self.skipped) == 1 else 'ies'}"
+                f" in your progress file {path}: {'; '.join(self.skipped)}. The rest of your "
+                "progress is read as usual; re-run those exercises' check cells to record them "
+                "again."
+            )
+        return ""
+
+
+def _parse_schema(value: Any) -> int | None:
+    """The schema version as an int (``1``, ``"1"``, ``1.0``), or None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
 def _normalise_entry(value: Any, flag: str) -> dict[str, Any]:
     """One exercise/quiz entry as a dict; accepts the early format where it was a bare bool."""
     if isinstance(value, bool):
@@ -130,109 +209,201 @@ def _normalise_entry(value: Any, flag: str) -> dict[str, Any]:
         entry = dict(value)
         entry.setdefault(flag, False)
         attempts = entry.get("attempts", 0)
-        entry["attempts"] = attempts if isinstance(attempts, int) and attempts >= 0 else 0
-        return entry
-    raise ValueError(f"an entry is {value!r}, expected an object with a boolean {flag!r}")
-
-
-def _validate(data: Any) -> dict[str, Any]:
-    """Check the shape of a loaded progress record; raise ValueError naming the problem."""
-    if not isinstance(data, dict):
-        raise ValueError(f"the top level is a {type(data).__name__}, not an object")
-    schema = data.get("schema", SCHEMA_VERSION)
-    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
-        raise ValueError(
-            f"schema {schema!r} is newer than this coursekit understands ({SCHEMA_VERSION})"
+        entry["attempts"] = (
+            attempts
+            if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 0
+            else 0
         )
+        return entry
+    raise ValueError(f"is {value!r}, expected an object with a boolean {flag!r}")
+
+
+def _validate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A clean record from a loaded JSON object, and one line per malformed part skipped."""
     clean = _empty()
-    for section, flag in (("exercises", "passed"), ("quiz", "correct")):
+    for key, value in data.items():  # keep what a later version of this schema added
+        if key not in clean:
+            clean[key] = value
+    skipped: list[str] = []
+    for section, flag in _SECTIONS:
         notebooks = data.get(section, {})
         if not isinstance(notebooks, dict):
-            raise ValueError(f"{section!r} is not an object")
+            skipped.append(f"{section!r} is {notebooks!r}, not an object")
+            continue
         for notebook, entries in notebooks.items():
             if not isinstance(entries, dict):
-                raise ValueError(f"{section}[{notebook!r}] is not an object")
-            clean[section][str(notebook)] = {
-                str(item): _normalise_entry(value, flag) for item, value in entries.items()
-            }
-    return clean
+                skipped.append(f"{section}[{notebook!r}] is {entries!r}, not an object")
+                continue
+            kept = clean[section].setdefault(str(notebook), {})
+            for item, value in entries.items():
+                try:
+                    kept[str(item)] = _normalise_entry(value, flag)
+                except ValueError as exc:
+                    skipped.append(f"{section}[{notebook!r}][{item!r}] {exc}")
+    return clean, skipped
 
 
-def _quarantine(path: Path, reason: str) -> None:
-    """Move a corrupt progress file aside and say so; never raises."""
-    backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+def read_progress_file(path: Path | None = None) -> ProgressFile:
+    """Read the progress file (default :func:`progress_path`) and say what state it is in.
+
+    Never writes, never prints, never raises.
+    """
+    path = progress_path() if path is None else path
     try:
-        os.replace(path, backup)
-        where = f"It was moved to {backup}"
-    except OSError:
-        where = "It could not be moved aside and will be overwritten"
-    else:
-        with contextlib.suppress(OSError):
-            _write_atomic(path, _empty())
-    _message(
-        f"your progress file {path} could not be read ({reason}). {where}, and a fresh progress "
-        "record was started: re-run the check cells of the exercises you had done to record them "
-        "again."
-    )
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return ProgressFile(path, "missing", _empty())
+    except OSError as exc:
+        return ProgressFile(path, "unreadable", _empty(), reason=exc.strerror or str(exc))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ProgressFile(path, "corrupt", _empty(), reason="it is not UTF-8 text")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return ProgressFile(
+            path, "corrupt", _empty(), reason=f"not valid JSON: {exc.msg} at line {exc.lineno}"
+        )
+    except RecursionError:
+        return ProgressFile(path, "corrupt", _empty(), reason="not valid JSON: nested too deeply")
+    if not isinstance(data, dict):
+        return ProgressFile(
+            path,
+            "corrupt",
+            _empty(),
+            reason=f"the top level is a {type(data).__name__}, not an object",
+        )
+    given = data.get("schema", SCHEMA_VERSION)
+    schema = _parse_schema(given)
+    if schema is None or schema < 1:
+        return ProgressFile(path, "invalid-schema", _empty(), schema=given)
+    if schema > SCHEMA_VERSION:
+        return ProgressFile(path, "newer", _empty(), schema=given)
+    clean, skipped = _validate(data)
+    return ProgressFile(path, "ok", clean, skipped=tuple(skipped), schema=given)
+
+
+def _report(info: ProgressFile) -> None:
+    """Say (once per process and problem) what is wrong with the file, if anything."""
+    text = info.describe()
+    if text:
+        _message(text, key=f"{info.state}:{info.path}:{info.schema!r}:{info.reason}:{info.skipped}")
 
 
 def load_progress() -> dict[str, Any]:
     """The progress record ``{"schema", "exercises": {nb: {id: entry}}, "quiz": {...}}``.
 
-    A missing file gives an empty record. A corrupt one is moved aside with a message and an
-    empty record is returned. Never raises.
+    A missing file gives an empty record. A file that cannot be used (corrupt, written by a newer
+    coursekit, unreadable) gives an empty record and a message; a malformed entry is left out
+    with a message. Never raises and never changes the file.
     """
-    path = progress_path()
+    info = read_progress_file()
+    _report(info)
+    return info.data
+
+
+# --------------------------------------------------------------------------------------------
+# writing (under the lock, atomically)
+
+
+def _aside(path: Path, tag: str) -> Path:
+    """A free name beside ``path`` for a copy of it: ``<name>.<tag>-<time>[-n]``."""
+    stem = f"{path.name}.{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate = path.with_name(stem)
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{stem}-{n}")
+        n += 1
+    return candidate
+
+
+def _quarantine(path: Path, reason: str) -> bool:
+    """Move a corrupt progress file aside and say so; True if it is out of the way."""
+    backup = _aside(path, "corrupt")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return _empty()
-    except (OSError, UnicodeDecodeError) as exc:
-        if isinstance(exc, UnicodeDecodeError):
-            _quarantine(path, "it is not UTF-8 text")
-        else:
-            _message(f"could not read {path} ({exc}); showing no progress.", key=f"read:{path}")
-        return _empty()
-    try:
-        return _validate(json.loads(text))
-    except json.JSONDecodeError as exc:
-        _quarantine(path, f"not valid JSON: {exc.msg} at line {exc.lineno}")
-    except ValueError as exc:
-        _quarantine(path, str(exc))
-    return _empty()
+        os.replace(path, backup)
+    except OSError as exc:
+        _message(
+            f"your progress file {path} could not be read ({reason}) and could not be moved "
+            f"aside ({exc.strerror or exc}); it is left as it is and nothing is recorded.",
+            key=f"quarantine:{path}",
+        )
+        return False
+    _message(
+        f"your progress file {path} could not be read ({reason}). It was moved to {backup}, and "
+        "a fresh progress record was started: re-run the check cells of the exercises you had "
+        "done to record them again."
+    )
+    return True
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` via a temporary file and :func:`os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    """Write ``data`` as JSON to ``path`` atomically (:func:`coursekit.files.atomic_write_with`)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
             handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+
+    atomic_write_with(path, write)
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` (POSIX ``flock``; a no-op elsewhere)."""
+def _locked(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``<path>.lock`` (POSIX ``flock``); yields whether it is real."""
     try:
         import fcntl
     except ImportError:  # Windows: writes stay atomic, only simultaneous updates may race
-        yield
+        yield False
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove ``.progress.json.*.tmp`` files a killed write left (call only under the lock)."""
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _writable_record(path: Path, *, real_lock: bool) -> dict[str, Any] | None:
+    """The record to update (call under the lock), or None when the file must be left alone.
+
+    A corrupt file is moved aside; a file with malformed entries is copied aside before it is
+    rewritten without them; a newer, invalid or unreadable one is reported and left untouched.
+    """
+    if real_lock:
+        _remove_stale_temporaries(path)
+    info = read_progress_file(path)
+    if info.state in ("newer", "invalid-schema", "unreadable"):
+        _report(info)
+        return None
+    if info.state == "corrupt":
+        return _empty() if _quarantine(path, info.reason) else None
+    if info.skipped:
+        backup = _aside(path, "before-repair")
+        try:
+            shutil.copy2(path, backup)
+        except OSError as exc:
+            _message(
+                f"{info.describe()} It could not be copied aside ({exc.strerror or exc}), so "
+                "nothing is recorded into it.",
+                key=f"repair:{path}",
+            )
+            return None
+        _message(
+            f"{info.describe()} The file as it was is kept in {backup}; it is now rewritten "
+            "without those entries."
+        )
+    return info.data
 
 
 def _update(section: str, flag: str, notebook: str, item_id: str, success: bool) -> None:
@@ -241,8 +412,10 @@ def _update(section: str, flag: str, notebook: str, item_id: str, success: bool)
         return
     path = progress_path()
     try:
-        with _locked(path):
-            data = load_progress()
+        with _locked(path) as real_lock:
+            data = _writable_record(path, real_lock=real_lock)
+            if data is None:
+                return
             entries = data[section].setdefault(normalise_notebook(notebook), {})
             entry = entries.get(str(item_id), {flag: False, "attempts": 0})
             entry["attempts"] = int(entry.get("attempts", 0)) + 1
@@ -252,6 +425,7 @@ def _update(section: str, flag: str, notebook: str, item_id: str, success: bool)
                 entry[f"first_{flag}"] = entry["last_attempt"]
             entry[flag] = bool(entry.get(flag)) or bool(success)
             entries[str(item_id)] = entry
+            data["schema"] = SCHEMA_VERSION
             _write_atomic(path, data)
     except OSError as exc:
         _message(
@@ -284,18 +458,28 @@ def record_quiz(notebook: str, question_id: str, correct: bool) -> None:
     _update("quiz", "correct", notebook, question_id, correct)
 
 
-def reset_progress(notebook: str | None = None) -> None:
-    """Forget the progress of one notebook, or all of it (the file is rewritten, not deleted)."""
+def reset_progress(notebook: str | None = None) -> bool:
+    """Forget the progress of one notebook, or all of it (the file is rewritten, not deleted).
+
+    A file this coursekit cannot safely rewrite (newer schema, invalid schema, unreadable) is
+    left untouched with a message. Returns True if the reset was written.
+    """
     path = progress_path()
     try:
-        with _locked(path):
-            data = load_progress() if notebook is not None else _empty()
-            if notebook is not None:
-                for section in ("exercises", "quiz"):
+        with _locked(path) as real_lock:
+            data = _writable_record(path, real_lock=real_lock)
+            if data is None:
+                return False
+            if notebook is None:
+                data = _empty()
+            else:
+                for section, _ in _SECTIONS:
                     data[section].pop(normalise_notebook(notebook), None)
             _write_atomic(path, data)
     except OSError as exc:
         _message(f"could not reset your progress in {path} ({exc.strerror or exc}).")
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +529,12 @@ def progress_summary(notebook: str | None = None) -> list[NotebookProgress]:
     Totals come from the registry; ids recorded in the file but no longer registered (an
     exercise renamed since) are not counted.
     """
-    data = load_progress()
+    return _summary(read_progress_file(), notebook)
+
+
+def _summary(info: ProgressFile, notebook: str | None) -> list[NotebookProgress]:
+    _report(info)
+    data = info.data
     ex_by_nb, q_by_nb = _catalogue()
     if notebook is not None:
         notebooks = [normalise_notebook(notebook)]
@@ -372,6 +561,14 @@ def progress_summary(notebook: str | None = None) -> list[NotebookProgress]:
     return rows
 
 
+_SHORT_STATE = {
+    "newer": "the progress file was written by a newer coursekit; upgrade coursekit",
+    "invalid-schema": "the progress file has an invalid schema; see the message above",
+    "corrupt": "the progress file is corrupt; see the message above",
+    "unreadable": "the progress file cannot be read; see the message above",
+}
+
+
 def _fraction(done: int, total: int) -> str:
     return f"{done} / {total}" if total else "-"
 
@@ -383,7 +580,8 @@ def progress_table(notebook: str | None = None) -> str:
     With ``notebook``: its row, then one line per exercise (passed, or not yet and how often
     it was tried).
     """
-    rows = progress_summary(notebook)
+    info = read_progress_file()
+    rows = _summary(info, notebook)
     header = ("notebook", "exercises passed", "quiz correct")
     body = [
         (
@@ -430,6 +628,8 @@ def progress_table(notebook: str | None = None) -> str:
             lines.append(
                 f"  [{'x' if passed else ' '}] {ex_id:<8} {state:<9} {row.titles.get(ex_id, '')}"
             )
+    if not info.usable:
+        lines.append(f"(your recorded progress is not shown: {_SHORT_STATE[info.state]})")
     if not _enabled():
         lines.append(f"(recording is switched off: {DISABLE_ENV}={os.environ.get(DISABLE_ENV)})")
     return "\n".join(lines)
@@ -550,7 +750,7 @@ def update_answer_key(doc: Path) -> bool:
     _, tail = rest.split(KEY_END, 1)
     new = f"{head}{KEY_BEGIN}\n{answer_key_markdown()}\n{KEY_END}{tail}"
     if new != text:
-        doc.write_text(new, encoding="utf-8")
+        atomic_write_text(doc, new)
         return True
     return False
 
@@ -580,11 +780,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.answer_key}: {'updated' if changed else 'already up to date'}")
         return 0
     if args.reset:
-        reset_progress(args.notebook)
+        if not reset_progress(args.notebook):
+            print("Progress was not reset (see the message above).", file=sys.stderr)
+            return 1
         print(
-            f"Progress {'of notebook ' + args.notebook if args.notebook else ''} reset.".replace(
-                "  ", " "
-            )
+            f"Progress of notebook {args.notebook} reset." if args.notebook else "Progress reset."
         )
         return 0
     print(progress_table(args.notebook))

@@ -203,3 +203,11 @@ def eval_mode(model: nn.Module, *, no_grad: bool = True) -> Iterator[nn.Module]:
     finally:
         model.train(was_training)
 
+
+
+DEBUG_ENV = "COURSEKIT_DEBUG"
+
+
+def debug_checks() -> bool:
+    """True when ``COURSEKIT_DEBUG=1``: run checks that would stall a GPU (value checks)."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")

@@ -9,6 +9,11 @@ Three ways to cut text into units, each with ``encode(text) -> list[int]`` and
   from the 256 byte values, so it can encode *any* UTF-8 text, and ``decode(encode(t)) == t``
   holds exactly.
 
+The special tokens of the sequence-to-sequence models (:class:`SpecialTokens`: ``<pad>`` 0,
+``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3, also as ``PAD_ID`` ... ``UNK_ID``) and the lower-casing
+word vocabulary they use (:class:`WordVocab`, :func:`word_tokenize`, :func:`word_detokenize`)
+are defined here once; the synthetic tasks and the RNN seq2seq import them.
+
 Helpers around the Hugging Face ``tokenizers`` library (:func:`train_hf_bpe`,
 :func:`hf_pieces`) train the same kind of tokenizer on the same corpus, so the two can be
 compared piece by piece (:func:`segmentation_agreement`).
@@ -29,11 +34,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "BOS_ID",
+    "BOS_TOKEN",
+    "EOS_ID",
+    "EOS_TOKEN",
+    "PAD_ID",
+    "PAD_TOKEN",
+    "SPECIAL_TOKENS",
+    "UNK_ID",
+    "UNK_TOKEN",
     "BPETokenizer",
     "CharTokenizer",
     "MergeRecord",
+    "SpecialTokens",
     "TokenizerFormatError",
     "WordTokenizer",
+    "WordVocab",
     "bytes_to_unicode",
     "count_pairs",
     "hf_learned_tokens",
@@ -44,6 +60,8 @@ __all__ = [
     "segmentation_agreement",
     "tokens_per_char",
     "train_hf_bpe",
+    "word_detokenize",
+    "word_tokenize",
 ]
 
 FORMAT_VERSION = 1
@@ -65,6 +83,51 @@ _PRETOKENIZE = re.compile(PRETOKENIZE_PATTERN)
 
 class TokenizerFormatError(ValueError):
     """A file is not a tokenizer saved by coursekit (or has an unknown version)."""
+
+
+# --------------------------------------------------------------------------------------
+# Special tokens (one definition for the whole package)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Ids and strings of the special tokens: padding, begin and end of sequence, unknown."""
+
+    pad: int = 0
+    bos: int = 1
+    eos: int = 2
+    unk: int = 3
+    pad_token: str = "<pad>"
+    bos_token: str = "<bos>"
+    eos_token: str = "<eos>"
+    unk_token: str = "<unk>"
+
+    @property
+    def ids(self) -> tuple[int, int, int, int]:
+        """``(pad, bos, eos, unk)``."""
+        return (self.pad, self.bos, self.eos, self.unk)
+
+    @property
+    def tokens(self) -> tuple[str, str, str, str]:
+        """The strings, in id order: ``("<pad>", "<bos>", "<eos>", "<unk>")``."""
+        return (self.pad_token, self.bos_token, self.eos_token, self.unk_token)
+
+
+SPECIAL_TOKENS = SpecialTokens()
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = SPECIAL_TOKENS.ids
+PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = SPECIAL_TOKENS.tokens
+
+
+def _checked_id(token_id: Any, vocab_size: int, who: str) -> int:
+    """``int(token_id)`` if it is a valid id ``0 <= id < vocab_size``, else ``ValueError``."""
+    i = int(token_id)
+    if not 0 <= i < vocab_size:
+        raise ValueError(
+            f"{who}: id {i} is outside the vocabulary; valid ids are 0..{vocab_size - 1} "
+            f"(vocab_size={vocab_size})."
+        )
+    return i
 
 
 class Tokenizer(Protocol):
@@ -136,7 +199,9 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        """Text of ``ids``; an id outside ``0..vocab_size-1`` raises ``ValueError``."""
+        n = len(self.chars)
+        return "".join(self.chars[_checked_id(i, n, "CharTokenizer.decode")] for i in ids)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "coursekit-char", "version": FORMAT_VERSION, "chars": self.chars}
@@ -187,12 +252,84 @@ class WordTokenizer:
         return [self.stoi.get(w, 0) for w in self.split(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return " ".join(self.itos[int(i)] for i in ids)
+        """Words of ``ids`` joined by spaces; an id outside the vocabulary raises ``ValueError``."""
+        n = len(self.itos)
+        return " ".join(self.itos[_checked_id(i, n, "WordTokenizer.decode")] for i in ids)
 
     def unknown_rate(self, text: str) -> float:
         """Share of the word tokens of ``text`` that are out of vocabulary."""
         ids = self.encode(text)
         return sum(1 for i in ids if i == 0) / max(len(ids), 1)
+
+
+# --------------------------------------------------------------------------------------
+# The lower-casing word vocabulary of the translation models (with special tokens)
+# --------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def word_tokenize(text: str) -> list[str]:
+    """Lower-case word/punctuation tokens: ``"Je l'ai vu."`` -> ``['je', 'l', "'", 'ai', 'vu', '.']``."""
+    return _TOKEN.findall(text.lower())
+
+
+def word_detokenize(tokens: Sequence[str]) -> str:
+    """Join tokens back into text: no space before punctuation, none around apostrophes."""
+    text = " ".join(tokens)
+    text = re.sub(r" ([.,!?;:%)])", r"\1", text)
+    text = re.sub(r"([(]) ", r"\1", text)
+    text = re.sub(r" ?' ?", "'", text)
+    return text
+
+
+class WordVocab:
+    """A word vocabulary with ``<pad>=0, <bos>=1, <eos>=2, <unk>=3`` (:data:`SPECIAL_TOKENS`)."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        specials = SPECIAL_TOKENS.tokens
+        self.itos: list[str] = list(specials)
+        self.itos += [w for w in words if w not in specials]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+        self.pad_id, self.bos_id, self.eos_id, self.unk_id = SPECIAL_TOKENS.ids
+
+    @classmethod
+    def build(
+        cls, texts: Iterable[str], *, min_freq: int = 2, max_size: int | None = None
+    ) -> WordVocab:
+        """Vocabulary of the tokens seen at least ``min_freq`` times (most frequent first)."""
+        counts = Counter(tok for t in texts for tok in word_tokenize(t))
+        words = [w for w, c in counts.most_common(max_size) if c >= min_freq]
+        return cls(words)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str, *, add_bos: bool = False, add_eos: bool = True) -> list[int]:
+        ids = [self.stoi.get(t, self.unk_id) for t in word_tokenize(text)]
+        return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Token ids -> text, stopping at ``<eos>`` and skipping ``<pad>``/``<bos>``.
+
+        An id outside ``0..len(self)-1`` (before the first ``<eos>``) raises ``ValueError``.
+        """
+        return word_detokenize(self._tokens(ids, "WordVocab.decode"))
+
+    def tokens(self, ids: Iterable[int]) -> list[str]:
+        """Like :meth:`decode` but returns the token strings (for plot labels)."""
+        return self._tokens(ids, "WordVocab.tokens")
+
+    def _tokens(self, ids: Iterable[int], who: str) -> list[str]:
+        out = []
+        n = len(self.itos)
+        for token_id in ids:
+            i = _checked_id(token_id, n, who)
+            if i == self.eos_id:
+                break
+            if i not in (self.pad_id, self.bos_id):
+                out.append(self.itos[i])
+        return out
 
 
 # --------------------------------------------------------------------------------------
@@ -392,12 +529,13 @@ class BPETokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``. Ids that end inside a multi-byte character decode to U+FFFD."""
-        data = b"".join(self.vocab[int(i)] for i in ids)
+        n = len(self.vocab)
+        data = b"".join(self.vocab[_checked_id(i, n, "BPETokenizer.decode")] for i in ids)
         return data.decode("utf-8", errors="replace")
 
     def token_str(self, token_id: int) -> str:
         """A readable form of one token (bytes that are not valid UTF-8 shown escaped)."""
-        raw = self.vocab[int(token_id)]
+        raw = self.vocab[_checked_id(token_id, len(self.vocab), "BPETokenizer.token_str")]
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -435,8 +573,13 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
         raise TokenizerFormatError(
             f"{path} is not a JSON tokenizer file ({err}); save one with tokenizer.save(path)."
         ) from None
-    kind = data.get("type") if isinstance(data, dict) else None
-    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise TokenizerFormatError(
+            f"{path} holds a JSON {type(data).__name__}, not a tokenizer object; save one with "
+            "tokenizer.save(path)."
+        )
+    kind = data.get("type")
+    version = data.get("version")
     if kind not in ("coursekit-bpe", "coursekit-char"):
         raise TokenizerFormatError(
             f"{path} has unknown tokenizer format {kind!r}; expected 'coursekit-bpe' or "
@@ -448,12 +591,42 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
             f"{path} is format version {version!r}; this coursekit reads version {FORMAT_VERSION}."
         )
     if kind == "coursekit-char":
-        return CharTokenizer(data["chars"])
+        chars = data.get("chars")
+        if chars is None:
+            raise TokenizerFormatError(
+                f"{path} has no 'chars' list (a character tokenizer needs it)."
+            )
+        if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+            raise TokenizerFormatError(
+                f"{path}: 'chars' should be a list of single characters, got "
+                f"{json.dumps(chars, ensure_ascii=False)[:80]}."
+            )
+        try:
+            return CharTokenizer(chars)
+        except ValueError as err:
+            raise TokenizerFormatError(
+                f"{path}: 'chars' is not a valid vocabulary ({err})"
+            ) from None
     if data.get("pretokenize_pattern", PRETOKENIZE_PATTERN) != PRETOKENIZE_PATTERN:
         raise TokenizerFormatError(
             f"{path} was trained with a different pre-tokenization pattern; retrain it."
         )
-    return BPETokenizer([tuple(m) for m in data["merges"]])
+    merges = data.get("merges")
+    if merges is None:
+        raise TokenizerFormatError(f"{path} has no 'merges' list (a BPE tokenizer needs it).")
+    if not isinstance(merges, list) or not all(
+        isinstance(m, list)
+        and len(m) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in m)
+        for m in merges
+    ):
+        raise TokenizerFormatError(
+            f"{path}: 'merges' should be a list of [left_id, right_id] integer pairs."
+        )
+    try:
+        return BPETokenizer([(m[0], m[1]) for m in merges])
+    except ValueError as err:
+        raise TokenizerFormatError(f"{path}: 'merges' is not a valid merge list ({err})") from None
 
 
 # --------------------------------------------------------------------------------------

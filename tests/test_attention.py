@@ -18,6 +18,7 @@ from coursekit.attention import (
     padding_to_attention_mask,
     scaled_dot_product_attention,
 )
+from coursekit.positional import RotaryEmbedding
 
 
 def _qkv(b, h, tq, tk, d, dv, dtype=torch.float32, seed=0):
@@ -155,7 +156,7 @@ def test_gqa_with_all_heads_equals_mha_and_mqa_shapes():
     torch.testing.assert_close(gqa(x, is_causal=True), mha(x, is_causal=True))
     for n_kv in (3, 2, 1):
         m = MultiHeadAttention(24, 6, n_kv_heads=n_kv)
-        assert m.k_proj.weight.shape == (n_kv * 4, 24)
+        assert m.qkv_proj.weight.shape == ((6 + 2 * n_kv) * 4, 24)
         y, w = m(x, return_weights=True)
         assert y.shape == (2, 5, 24) and w.shape == (2, 6, 5, 5)
         torch.testing.assert_close(m(x), y, atol=1e-5, rtol=1e-5)  # fused path equals explicit
@@ -165,9 +166,10 @@ def test_gqa_equals_repeated_kv_reference():
     torch.manual_seed(1)
     m = MultiHeadAttention(16, 4, n_kv_heads=2, bias=False)
     x = torch.randn(1, 5, 16)
-    q = m.q_proj(x).view(1, 5, 4, 4).transpose(1, 2)
-    k = m.k_proj(x).view(1, 5, 2, 4).transpose(1, 2).repeat_interleave(2, dim=1)
-    v = m.v_proj(x).view(1, 5, 2, 4).transpose(1, 2).repeat_interleave(2, dim=1)
+    wq, wk, wv = m.qkv_proj.weight.split([16, 8, 8])
+    q = (x @ wq.T).view(1, 5, 4, 4).transpose(1, 2)
+    k = (x @ wk.T).view(1, 5, 2, 4).transpose(1, 2).repeat_interleave(2, dim=1)
+    v = (x @ wv.T).view(1, 5, 2, 4).transpose(1, 2).repeat_interleave(2, dim=1)
     ref = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(1, 5, 16)
     torch.testing.assert_close(m(x), m.out_proj(ref), atol=1e-5, rtol=1e-5)
 
@@ -175,11 +177,12 @@ def test_gqa_equals_repeated_kv_reference():
 @pytest.mark.parametrize("rope", [False, True])
 def test_kv_cache_matches_full_pass(rope):
     torch.manual_seed(0)
-    m = MultiHeadAttention(16, 4, n_kv_heads=2, rope=rope).eval()
+    rotary = RotaryEmbedding(4, max_positions=2) if rope else None  # grows past 2 on demand
+    m = MultiHeadAttention(16, 4, n_kv_heads=2, rotary=rotary).eval()
     x = torch.randn(2, 7, 16)
     full = m(x, is_causal=True)
     cache = KVCache()
-    steps = [m(x[:, i : i + 1], is_causal=True, kv_cache=cache) for i in range(7)]
+    steps = [m(x[:, i : i + 1], is_causal=True, cache=cache) for i in range(7)]
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
     assert cache.length == 7 and cache.nbytes() == 2 * 2 * 2 * 7 * 4 * 4
 

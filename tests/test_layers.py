@@ -70,7 +70,9 @@ def test_rmsnorm_does_not_centre() -> None:
 
 
 def test_make_norm_rejects_unknown_kind() -> None:
-    assert isinstance(make_norm("rms", 4), RMSNorm)
+    assert isinstance(make_norm("rms", 4, scratch=True), RMSNorm)
+    assert isinstance(make_norm("rms", 4), torch.nn.RMSNorm)  # the running version
+    assert isinstance(make_norm("layer", 4), torch.nn.LayerNorm)
     with pytest.raises(ValueError, match="Unknown norm kind"):
         make_norm("batch", 4)  # type: ignore[arg-type]
 

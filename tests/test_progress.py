@@ -176,9 +176,7 @@ def test_missing_file_is_an_empty_record(home, fake_registry, capsys):
         b"{not json",
         b"",
         b"[1, 2, 3]",
-        b'{"exercises": {"01": {"01.1": "yes"}}}',
-        b'{"exercises": [], "quiz": {}}',
-        b'{"schema": 99, "exercises": {}, "quiz": {}}',
+        b'"just a string"',
         b"\xff\xfe\x00garbage",
     ],
 )
@@ -191,6 +189,139 @@ def test_corrupt_file_is_moved_aside_and_rebuilt(home, fake_registry, capsys, co
     backups = list(home.glob("progress.json.corrupt-*"))
     assert len(backups) == 1 and backups[0].read_bytes() == content
     assert read(home)["exercises"]["01"]["01.1"]["passed"] is True
+
+
+# -- viewing never writes; nothing is lost ----------------------------------------------------
+
+
+def _snapshot(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"schema": 1, "exercises": {"01": {"01.1": {"passed": true, "attempts": 2}}}, "quiz": {}}',
+        b"{not json",
+        b"[1, 2, 3]",
+        b'{"schema": 2, "exercises": {"01": {"01.1": {"passed": true}}}, "quiz": {}}',
+        b'{"schema": "abc", "exercises": {}, "quiz": {}}',
+        b'{"exercises": {"01": {"01.1": "yes", "01.2": true}}, "quiz": {}}',
+    ],
+)
+def test_viewing_progress_never_rewrites_the_file(home, fake_registry, capsys, content):
+    from coursekit.cli import main
+
+    home.mkdir(parents=True)
+    path = home / "progress.json"
+    path.write_bytes(content)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    before = _snapshot(path)
+    progress.load_progress()
+    progress.progress_summary()
+    progress.progress_table()
+    progress.progress_table("01")
+    assert main(["progress"]) == 0
+    assert _snapshot(path) == before
+    assert sorted(p.name for p in home.iterdir()) == ["progress.json"]  # nothing moved or added
+
+
+def test_newer_schema_is_left_untouched_and_reported(home, fake_registry, capsys):
+    home.mkdir(parents=True)
+    path = home / "progress.json"
+    path.write_text(json.dumps({"schema": 2, "exercises": {"01": {"01.1": {"passed": True}}}}))
+    before = _snapshot(path)
+    table = progress.progress_table("01")
+    err = capsys.readouterr().err
+    assert "schema 2" in err and "knows schema 1" in err and "upgrade coursekit" in err
+    assert "newer coursekit" in table
+    progress.record_exercise("01", "01.2", True)  # refused, not downgraded
+    progress.reset_progress()
+    assert _snapshot(path) == before
+    assert sorted(p.name for p in home.iterdir()) == ["progress.json", "progress.json.lock"]
+
+
+@pytest.mark.parametrize(("schema", "usable"), [("1", True), (" 1 ", True), (1.0, True), (1, True)])
+def test_schema_given_as_a_string_is_accepted(home, fake_registry, capsys, schema, usable):
+    home.mkdir(parents=True)
+    (home / "progress.json").write_text(
+        json.dumps({"schema": schema, "exercises": {"01": {"01.1": {"passed": True}}}})
+    )
+    assert progress.progress_summary("01")[0].exercises["01.1"] is True
+    assert capsys.readouterr().err == ""
+    progress.record_exercise("01", "01.2", True)
+    assert read(home)["schema"] == 1 and read(home)["exercises"]["01"]["01.1"]["passed"] is True
+
+
+@pytest.mark.parametrize("schema", ["abc", "1.5", 1.5, True, None, [1], -1, 0])
+def test_invalid_schema_is_reported_not_a_crash(home, fake_registry, capsys, schema):
+    home.mkdir(parents=True)
+    path = home / "progress.json"
+    path.write_text(json.dumps({"schema": schema, "exercises": {}, "quiz": {}}))
+    before = _snapshot(path)
+    progress.progress_table("01")
+    assert "invalid schema" in capsys.readouterr().err
+    progress.record_exercise("01", "01.1", True)
+    assert _snapshot(path) == before
+
+
+def test_string_schema_of_a_newer_version_is_newer(home, fake_registry, capsys):
+    home.mkdir(parents=True)
+    (home / "progress.json").write_text(json.dumps({"schema": "7", "exercises": {}}))
+    progress.progress_table()
+    assert "schema '7'" in capsys.readouterr().err
+
+
+def test_one_malformed_entry_is_skipped_not_the_whole_record(home, fake_registry, capsys):
+    home.mkdir(parents=True)
+    path = home / "progress.json"
+    original = json.dumps(
+        {
+            "schema": 1,
+            "exercises": {"01": {"01.1": "yes", "01.2": {"passed": True, "attempts": 3}}},
+            "quiz": {"03": ["not", "an", "object"], "01": {"01.q1": {"correct": True}}},
+        }
+    )
+    path.write_text(original)
+    row = progress.progress_summary("01")[0]
+    assert row.exercises == {"01.1": False, "01.2": True} and row.quiz == {"01.q1": True}
+    err = capsys.readouterr().err
+    assert "skipped 2 malformed entries" in err and "01.1" in err and "'03'" in err
+    progress.record_exercise("01", "01.1", True)  # rewrites, keeping a copy of the file as it was
+    data = read(home)
+    assert data["exercises"]["01"]["01.2"]["attempts"] == 3
+    assert data["exercises"]["01"]["01.1"]["passed"] is True
+    assert data["quiz"]["01"]["01.q1"]["correct"] is True
+    backups = list(home.glob("progress.json.before-repair-*"))
+    assert len(backups) == 1 and backups[0].read_text() == original
+    assert not list(home.glob("progress.json.corrupt-*"))
+
+
+def test_a_section_of_the_wrong_type_is_skipped(home, fake_registry, capsys):
+    home.mkdir(parents=True)
+    (home / "progress.json").write_text(
+        json.dumps({"exercises": [], "quiz": {"01": {"01.q1": True}}})
+    )
+    assert progress.progress_summary("01")[0].quiz == {"01.q1": True}
+    assert "'exercises' is [], not an object" in capsys.readouterr().err
+
+
+def test_leftover_temporary_files_are_removed_by_the_next_recording(home, fake_registry):
+    home.mkdir(parents=True)
+    stale = home / ".progress.json.abc123.tmp"
+    stale.write_text('{"exercises": {"01": ')  # a write killed half-way
+    progress.record_exercise("01", "01.1", True)
+    assert not stale.exists()
+    assert read(home)["exercises"]["01"]["01.1"]["passed"] is True
+
+
+def test_two_quarantines_in_one_second_keep_both_files(home, fake_registry, capsys):
+    home.mkdir(parents=True)
+    for content in (b"{first", b"{second"):
+        (home / "progress.json").write_bytes(content)
+        progress.record_exercise("01", "01.1", True)
+    kept = sorted(p.read_bytes() for p in home.glob("progress.json.corrupt-*"))
+    assert kept == [b"{first", b"{second"]
 
 
 def test_early_format_with_bare_booleans_is_read(home, fake_registry):

@@ -18,6 +18,7 @@ from coursekit.rnn import (
     hidden_gradient_norms,
     lm_loss,
 )
+from coursekit.generate import generate
 from coursekit.train import TrainConfig, train
 
 ATOL = 1e-5
@@ -165,9 +166,11 @@ def test_language_model_learns_with_train_loop() -> None:
     model = CharRNNLM(10, 32, cell="gru")
     history = train(model, get_batch, lm_loss, TrainConfig(steps=150, lr=1e-2, progress=False))
     assert history.final_val_loss < 0.3 < 2.3
-    out = model.generate(torch.tensor([[3, 1, 4]]), 5, temperature=0)
+    out = generate(model, torch.tensor([[3, 1, 4]]), 5, temperature=0)
     assert out.shape == (1, 8)
     assert out[0, 3:].tolist() == [1, 5, 9, 2, 6]
+    # the recurrent cache gives the same tokens as recomputing from the prompt every step
+    assert torch.equal(generate(model, torch.tensor([[3, 1, 4]]), 5, temperature=0, use_cache=False), out)
 
 
 def test_gradient_norms_shape_and_decay() -> None:

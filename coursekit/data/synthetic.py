@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
-PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+# the special ids are defined once, in coursekit.tokenize (re-exported here)
+from coursekit.tokenize import BOS_ID as BOS_ID
+from coursekit.tokenize import EOS_ID as EOS_ID
+from coursekit.tokenize import PAD_ID as PAD_ID
+
 N_SPECIAL = 3
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import traceback
 from pathlib import Path
 from typing import Any
 
-from coursekit.exercises.registry import ExerciseFailure, get_exercise
+from coursekit.exercises.registry import Exercise, ExerciseFailure, get_exercise
 
 STRICT_ENV = "COURSEKIT_STRICT_CHECKS"
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
@@ -35,6 +36,29 @@ def _learner_frame(exc: BaseException) -> str | None:
     return (
         f"{where}, line {last.lineno}: {last.line}" if last.line else f"{where}, line {last.lineno}"
     )
+
+
+def _expect_kind(ex: Exercise, answer: Any) -> None:
+    """Fail early, with a hint, when the answer is not the kind of thing the exercise wants.
+
+    A function where a number is asked (or the reverse) would otherwise make the check itself
+    raise, and the learner would see a message about coursekit instead of one about the answer.
+    """
+    reference = ex.reference
+    if reference is None:
+        return
+    if callable(reference) and not callable(answer):
+        raise ExerciseFailure(
+            f"your answer should be a function, but it is a {type(answer).__name__}.",
+            hint=f"Pass the function itself, without calling it: check({ex.id!r}, my_function), "
+            f"not check({ex.id!r}, my_function(...)).",
+        )
+    if isinstance(reference, numbers.Number | str) and callable(answer):
+        kind = "a number" if isinstance(reference, numbers.Number) else "a letter"
+        raise ExerciseFailure(
+            f"your answer should be {kind}, but it is a function.",
+            hint="Set `answer` to the value itself in the cell above, run it, then this cell.",
+        )
 
 
 def _explain(exc: BaseException) -> tuple[str, str | None]:
@@ -82,6 +106,7 @@ def check(
         passed = False
     else:
         try:
+            _expect_kind(ex, answer)
             ex.check(answer)
             passed, message, hint = True, "", None
         except Exception as exc:  # noqa: BLE001 - every failure is explained, never re-raised

@@ -1,7 +1,14 @@
-"""Assertions for exercise checks that explain what is wrong in a learner's terms."""
+"""Assertions for exercise checks that explain what is wrong in a learner's terms.
+
+Each helper raises :class:`~coursekit.exercises.registry.ExerciseFailure` with a message and a
+hint. ``expect_close`` and ``expect_number`` also take ``mistakes``: what a known wrong answer
+would produce, each with its own hint, so a learner who makes a common mistake is told which one.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,12 +16,34 @@ import torch
 
 from coursekit.exercises.registry import ExerciseFailure
 
+#: A known mistake for :func:`expect_close`: what it produces, and the hint that explains it.
+TensorMistake = tuple[torch.Tensor, str]
+#: A known mistake for :func:`expect_number`: the value it gives, and the hint that explains it.
+NumberMistake = tuple[float, str]
+
+
+def a_type(value: Any) -> str:
+    """'a str', 'an int', ... for messages."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def expect_callable(value: Any, *, name: str = "your answer", hint: str | None = None) -> None:
+    """The answer must be a function (or another callable)."""
+    if not callable(value):
+        raise ExerciseFailure(
+            f"{name} should be a function, but it is {a_type(value)}.",
+            hint=hint
+            or 'Pass the function itself, without calling it: check("..", my_function), '
+            'not check("..", my_function(...)).',
+        )
+
 
 def expect_tensor(value: Any, *, name: str = "result") -> torch.Tensor:
     """The value must be a torch.Tensor."""
     if not isinstance(value, torch.Tensor):
         raise ExerciseFailure(
-            f"{name} should be a torch.Tensor, but it is a {type(value).__name__}.",
+            f"{name} should be a torch.Tensor, but it is {a_type(value)}.",
             hint="Return a tensor (use torch operations, not Python lists or NumPy).",
         )
     return value
@@ -43,6 +72,30 @@ def expect_dtype(value: Any, dtype: torch.dtype, *, name: str = "result") -> Non
         )
 
 
+def _as_float64(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().as_subclass(torch.Tensor).to(torch.float64).cpu()
+
+
+def _matches(actual: torch.Tensor, candidate: Any, atol: float, rtol: float) -> bool:
+    """Whether ``actual`` equals ``candidate`` within tolerance (NaN matching NaN)."""
+    if not isinstance(candidate, torch.Tensor) or actual.shape != candidate.shape:
+        return False
+    return bool(
+        torch.allclose(
+            _as_float64(actual), _as_float64(candidate), atol=atol, rtol=rtol, equal_nan=True
+        )
+    )
+
+
+def _mistake_hint(
+    actual: torch.Tensor, mistakes: Sequence[TensorMistake], atol: float, rtol: float
+) -> str | None:
+    for produced, hint in mistakes:
+        if _matches(actual, produced, atol, rtol):
+            return hint
+    return None
+
+
 def expect_close(
     actual: Any,
     expected: torch.Tensor,
@@ -51,26 +104,44 @@ def expect_close(
     atol: float = 1e-5,
     rtol: float = 1e-4,
     hint: str | None = None,
+    mistakes: Sequence[TensorMistake] = (),
 ) -> None:
-    """Same shape, finite, and values within tolerance; reports the worst index if not."""
-    expect_shape(actual, expected.shape, name=name)
-    actual_t = actual.detach().to(torch.float64).cpu()
-    expected_t = expected.detach().to(torch.float64).cpu()
+    """Same shape, finite, and values within tolerance; reports the worst index if not.
+
+    When the answer is wrong and equals what one of ``mistakes`` produces, that mistake's hint
+    replaces ``hint``.
+    """
+    tensor = expect_tensor(actual, name=name)
+    specific = None
+    if tuple(tensor.shape) != tuple(expected.shape) or not torch.allclose(
+        _as_float64(tensor), _as_float64(expected), atol=atol, rtol=rtol
+    ):
+        specific = _mistake_hint(tensor, mistakes, atol, rtol)
+    expect_shape(tensor, expected.shape, name=name, hint=specific)
+    actual_t = _as_float64(tensor)
+    expected_t = _as_float64(expected)
     if not torch.isfinite(actual_t).all():
         bad = tuple(int(i) for i in (~torch.isfinite(actual_t)).nonzero()[0])
         raise ExerciseFailure(
             f"{name} contains NaN or inf (first at index {bad}).",
-            hint=hint or "A softmax over a row with only -inf, or a division by zero, gives NaN.",
+            hint=specific
+            or hint
+            or "A softmax over a row with only -inf, or a division by zero, gives NaN.",
         )
     diff = (actual_t - expected_t).abs()
     allowed = atol + rtol * expected_t.abs()
+    if (diff > allowed).any() and diff.numel() == 1:
+        raise ExerciseFailure(
+            f"{name} is {actual_t.item():.6g}, expected {expected_t.item():.6g}.",
+            hint=specific or hint,
+        )
     if (diff > allowed).any():
         worst = tuple(int(i) for i in torch.nonzero(diff == diff.max())[0])
         raise ExerciseFailure(
             f"{name} differs from the reference: at index {worst} you have "
             f"{actual_t[worst].item():.6g}, expected {expected_t[worst].item():.6g} "
             f"({int((diff > allowed).sum())} of {diff.numel()} values are off).",
-            hint=hint,
+            hint=specific or hint,
         )
 
 
@@ -86,3 +157,60 @@ def expect_true(condition: bool, message: str, *, hint: str | None = None) -> No
     """Fail with ``message`` unless ``condition`` holds."""
     if not condition:
         raise ExerciseFailure(message, hint=hint)
+
+
+def as_number(
+    value: Any, *, name: str = "answer", example: str = "answer = 0.25", hint: str | None = None
+) -> float:
+    """The answer as a float: a Python or NumPy number, or a one-element tensor (not a bool)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        return float(value.item())
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise ExerciseFailure(
+        f"{name} should be a number, but it is {a_type(value)} ({shown}).",
+        hint=hint or f"Use a number, without quotes, e.g. {example}.",
+    )
+
+
+def show_number(value: float) -> str:
+    """A number as a learner would write it: 48 rather than 48.0, 3.4e+07 only when huge."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def expect_number(
+    value: Any,
+    expected: float,
+    *,
+    name: str = "answer",
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-12,
+    hint: str | None = None,
+    mistakes: Sequence[NumberMistake] = (),
+    example: str = "answer = 0.25",
+) -> float:
+    """A number equal to ``expected`` within tolerance; a known mistake gets its own hint."""
+    got = as_number(value, name=name, example=example)
+    if not math.isfinite(got):
+        raise ExerciseFailure(f"{name} is {got}, not a finite number.", hint=hint)
+    if math.isclose(got, expected, rel_tol=rel_tol, abs_tol=abs_tol):
+        return got
+    for produced, mistake_hint in mistakes:
+        if math.isclose(got, produced, rel_tol=max(rel_tol, 1e-6), abs_tol=abs_tol):
+            raise ExerciseFailure(f"{name} = {show_number(got)} is not right.", hint=mistake_hint)
+    raise ExerciseFailure(f"{name} = {show_number(got)} is not right.", hint=hint)
+
+
+def expect_integer(value: Any, *, name: str = "answer", example: str = "answer = 5") -> int:
+    """An integral number (2 or 2.0; not 2.5, not "2", not True)."""
+    got = as_number(value, name=name, example=example)
+    if not got.is_integer():
+        raise ExerciseFailure(
+            f"{name} = {show_number(got)} is not a whole number.",
+            hint=f"The answer is a whole number: give it exactly, e.g. {example}.",
+        )
+    return int(got)

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from coursekit.exercises.expect import expect_close, expect_dtype, expect_equal, expect_true
-from coursekit.exercises.registry import exercise, quiz_question
+from coursekit.exercises.expect import (
+    as_number,
+    expect_callable,
+    expect_close,
+    expect_dtype,
+    show_number,
+)
+from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
+
+
+def _flops(n: int, k: int, m: int) -> int:
+    return 2 * n * k * m
+
+
+def _flops_exact(n: int, k: int, m: int) -> int:
+    return n * m * (2 * k - 1)
+
+
+_FLOPS_HINT = (
+    "Each of the n*m outputs is a dot product of length k: k multiplications and k-1 additions, "
+    "so n*m*(2k-1) operations; counting k additions (as section 4 does) rounds this to 2nkm. "
+    "Both are accepted."
+)
 
 
 @exercise(
@@ -15,20 +38,63 @@ from coursekit.exercises.registry import exercise, quiz_question
     asks="Return the floating-point operations of an (n x k) @ (k x m) product",
     difficulty=1,
     minutes=5,
+    reference=_flops,
+    also_correct={"exact count n*m*(2k-1)": _flops_exact},
+    wrong_answers={
+        "multiplications only, n*k*m": lambda n, k, m: n * k * m,
+        "wrong dimension, 2*n*k*k": lambda n, k, m: 2 * n * k * k,
+        "outputs only, 2*n*m": lambda n, k, m: 2 * n * m,
+        "one addition too many, n*m*(2k+1)": lambda n, k, m: n * m * (2 * k + 1),
+        "mixes the two conventions": lambda n, k, m: (
+            _flops(n, k, m) if n > 100 else _flops_exact(n, k, m)
+        ),
+    },
 )
-def check_matmul_flops(answer) -> None:
-    for n, k, m in [(1, 1, 1), (2, 3, 4), (512, 256, 128), (1000, 1, 7)]:
-        got = answer(n, k, m)
-        expect_true(
-            isinstance(got, (int, float)),
-            f"matmul_flops({n}, {k}, {m}) returned a {type(got).__name__}, not a number.",
+def check_matmul_flops(answer: Any) -> None:
+    """Counts for four shapes, all n*m*(2k-1) (exact) or all 2nkm (k additions per output).
+
+    Rejects counting only the multiplications, a wrong dimension and off-by-one additions.
+    """
+    expect_callable(answer, name="matmul_flops")
+    convention: str | None = None
+    for n, k, m in [(2, 3, 4), (512, 256, 128), (1000, 1, 7), (1, 1, 1)]:
+        name = f"matmul_flops({n}, {k}, {m})"
+        got = as_number(
+            answer(n, k, m), name=name, hint="Return an int (or a float) computed from n, k and m."
         )
-        expect_equal(
-            got,
-            2 * n * k * m,
-            name=f"matmul_flops({n}, {k}, {m})",
-            hint="Each of the n*m outputs is a dot product of length k: k multiplies and k adds.",
-        )
+        counts = {"exact": _flops_exact(n, k, m), "rounded": _flops(n, k, m)}
+        matching = [c for c, value in counts.items() if got == value]
+        if convention is not None and convention not in matching:
+            raise ExerciseFailure(
+                f"{name} is {show_number(got)}, expected {counts[convention]} (your other answers use the "
+                f"{convention} count).",
+                hint=_FLOPS_HINT,
+            )
+        if not matching:
+            hint = _FLOPS_HINT
+            if got == n * k * m:
+                hint = (
+                    "You counted the multiplications only: each output also needs additions. "
+                    + hint
+                )
+            raise ExerciseFailure(
+                f"{name} is {show_number(got)}, expected {counts['exact']} (exact) or {counts['rounded']} "
+                f"(2nkm).",
+                hint=hint,
+            )
+        if convention is None and len(matching) == 1:
+            convention = matching[0]
+
+
+def _softmax_t(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    scaled = logits / temperature
+    weights = (scaled - scaled.max(dim=-1, keepdim=True).values).exp()
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
+def _softmax_t_naive(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    weights = (logits / temperature).exp()
+    return weights / weights.sum(dim=-1, keepdim=True)
 
 
 @exercise(
@@ -38,8 +104,21 @@ def check_matmul_flops(answer) -> None:
     asks="Implement softmax(logits / T) over the last dimension, numerically stable",
     difficulty=2,
     minutes=10,
+    reference=_softmax_t,
+    wrong_answers={
+        "ignores the temperature": lambda x, t: torch.softmax(x, dim=-1),
+        "multiplies by T": lambda x, t: torch.softmax(x * t, dim=-1),
+        "softmax over the first dimension": lambda x, t: torch.softmax(x / t, dim=0),
+        "no max subtraction (overflows)": _softmax_t_naive,
+        "hard-codes float32": lambda x, t: torch.softmax(x.float() / t, dim=-1),
+    },
 )
-def check_softmax_temperature(answer) -> None:
+def check_softmax_temperature(answer: Any) -> None:
+    """Keeps the dtype; equals softmax(logits / T, dim=-1) at three temperatures; survives logits of 1000.
+
+    Rejects a missing or inverted temperature, the wrong axis and the overflowing exp(1000).
+    """
+    expect_callable(answer, name="softmax_with_temperature")
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 7, generator=g) * 4
     expect_dtype(answer(logits, 1.0), torch.float32, name="softmax of float32 input")
@@ -50,6 +129,20 @@ def check_softmax_temperature(answer) -> None:
             torch.softmax(logits / t, dim=-1),
             name=f"softmax at T={t}",
             hint="Divide the logits by T, subtract the row maximum, exponentiate, normalise.",
+            mistakes=[
+                (
+                    torch.softmax(logits, dim=-1),
+                    "The temperature has no effect in your answer: divide the logits by T.",
+                ),
+                (
+                    torch.softmax(logits * t, dim=-1),
+                    "Divide the logits by T (T > 1 flattens), do not multiply.",
+                ),
+                (
+                    torch.softmax(logits / t, dim=0),
+                    "Normalise over the last dimension (dim=-1, keepdim=True): each row sums to 1.",
+                ),
+            ],
         )
     big = torch.tensor([[1000.0, 999.0, -1000.0]])
     out = answer(big, 1.0)

@@ -3,15 +3,92 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from coursekit.exercises.expect import expect_close, expect_equal, expect_true
+from coursekit.exercises.expect import (
+    a_type,
+    expect_callable,
+    expect_close,
+    expect_equal,
+    expect_tensor,
+    expect_true,
+)
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
 from coursekit.tokenize import count_pairs, merge_pair
 
 NB = "01"
+
+
+# ------------------------------------------------------------------------------------------
+# 01.1 the merge step
+
+
+def _merge_reference(symbols: Sequence[str], pair: Sequence[str]) -> tuple[str, ...]:
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == tuple(pair):
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return tuple(out)
+
+
+def _merge_first_only(symbols: Sequence[str], pair: Sequence[str]) -> tuple[str, ...]:
+    for i in range(len(symbols) - 1):
+        if (symbols[i], symbols[i + 1]) == tuple(pair):
+            return (*symbols[:i], symbols[i] + symbols[i + 1], *symbols[i + 2 :])
+    return tuple(symbols)
+
+
+def _merge_overlapping(symbols: Sequence[str], pair: Sequence[str]) -> tuple[str, ...]:
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == tuple(pair):
+            out.append(symbols[i] + symbols[i + 1])
+        else:
+            out.append(symbols[i])
+        i += 1  # should skip the merged partner too
+    return tuple(out)
+
+
+def _merge_by_string(symbols: Sequence[str], pair: Sequence[str]) -> tuple[str, ...]:
+    return tuple(" ".join(symbols).replace(" ".join(pair), "".join(pair)).split())
+
+
+def _merge_drops_last(symbols: Sequence[str], pair: Sequence[str]) -> tuple[str, ...]:
+    out, i = [], 0
+    while i < len(symbols) - 1:
+        if (symbols[i], symbols[i + 1]) == tuple(pair):
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return tuple(out)
+
+
+_MERGE_MISTAKES: list[tuple[Callable[[Sequence[str], Sequence[str]], tuple[str, ...]], str]] = [
+    (_merge_first_only, "Replace EVERY occurrence of the pair, not only the first one."),
+    (
+        _merge_overlapping,
+        "Occurrences do not overlap: after merging symbols i and i+1, continue at i + 2.",
+    ),
+    (
+        _merge_by_string,
+        "Joining the symbols into one string loses their boundaries: ('a', 'bc', 'd') contains "
+        "no pair ('c', 'd'). Compare whole symbols, two neighbours at a time.",
+    ),
+    (
+        _merge_drops_last,
+        "The last symbol went missing: when it is not part of a merge, it must still be copied.",
+    ),
+]
 
 
 @exercise(
@@ -21,8 +98,21 @@ NB = "01"
     asks="Implement merge_pair(symbols, pair): replace each occurrence of the pair, left to right",
     difficulty=1,
     minutes=10,
+    reference=_merge_reference,
+    wrong_answers={
+        "merges only the first occurrence": _merge_first_only,
+        "overlapping merges": _merge_overlapping,
+        "string replace across symbol boundaries": _merge_by_string,
+        "drops the last symbol": _merge_drops_last,
+    },
 )
-def check_merge_pair(answer) -> None:
+def check_merge_pair(answer: Any) -> None:
+    """Equals merge_pair on eight cases: repeats, overlaps (a a a), multi-character symbols, no match, empty.
+
+    Rejects merging only the first occurrence, overlapping merges, string replacement across
+    symbol boundaries and losing the last symbol.
+    """
+    expect_callable(answer, name="my_merge_pair")
     cases = [
         (("r", "e", "a", "d", "i", "n", "g"), ("i", "n")),
         (("t", "e", "d", "d", "y"), ("d", "d")),
@@ -30,18 +120,93 @@ def check_merge_pair(answer) -> None:
         (("a", "a", "a", "a"), ("a", "a")),
         (("b", "e", "a", "r"), ("x", "y")),
         (("ab", "c", "ab", "c"), ("ab", "c")),
+        (("a", "bc", "d"), ("c", "d")),
         ((), ("a", "b")),
     ]
     for symbols, pair in cases:
         got = answer(symbols, pair)
         if got is None:
             raise ExerciseFailure("merge_pair returned None.", hint="Return the new symbols.")
-        expect_equal(
-            tuple(got),
-            merge_pair(symbols, pair),
-            name=f"merge_pair({symbols}, {pair})",
-            hint="Scan left to right; after merging at i, continue at i + 2 (no overlaps).",
-        )
+        if isinstance(got, str) or not isinstance(got, Iterable):
+            raise ExerciseFailure(
+                f"merge_pair({symbols}, {pair}) returned {a_type(got)}, not a tuple of symbols.",
+                hint="Return a tuple of strings, one per symbol.",
+            )
+        got = tuple(got)
+        expected = merge_pair(symbols, pair)
+        if got == expected:
+            continue
+        hint = "Scan left to right; after merging at i, continue at i + 2 (no overlaps)."
+        for mistake, mistake_hint in _MERGE_MISTAKES:
+            if got == mistake(symbols, pair):
+                hint = mistake_hint
+                break
+        expect_equal(got, expected, name=f"merge_pair({symbols}, {pair})", hint=hint)
+
+
+# ------------------------------------------------------------------------------------------
+# 01.2 counting pairs
+
+_WordCounts = dict[tuple[str, ...], int]
+
+
+def _count_reference(words: _WordCounts) -> Counter[tuple[str, str]]:
+    pairs: Counter[tuple[str, str]] = Counter()
+    for symbols, freq in words.items():
+        for a, b in zip(symbols, symbols[1:]):
+            pairs[(a, b)] += freq
+    return pairs
+
+
+def _count_unweighted(words: _WordCounts) -> Counter[tuple[str, str]]:
+    return Counter(p for symbols in words for p in zip(symbols, symbols[1:]))
+
+
+def _count_once_per_word(words: _WordCounts) -> Counter[tuple[str, str]]:
+    pairs: Counter[tuple[str, str]] = Counter()
+    for symbols, freq in words.items():
+        for p in set(zip(symbols, symbols[1:])):
+            pairs[p] += freq
+    return pairs
+
+
+def _count_skips_last_pair(words: _WordCounts) -> Counter[tuple[str, str]]:
+    pairs: Counter[tuple[str, str]] = Counter()
+    for symbols, freq in words.items():
+        for i in range(len(symbols) - 2):
+            pairs[(symbols[i], symbols[i + 1])] += freq
+    return pairs
+
+
+def _count_pairs_wrap(words: _WordCounts) -> Counter[tuple[str, str]]:
+    pairs: Counter[tuple[str, str]] = Counter()
+    for symbols, freq in words.items():
+        for i in range(len(symbols)):
+            pairs[(symbols[i - 1], symbols[i])] += freq
+    return pairs
+
+
+_COUNT_MISTAKES: list[tuple[Callable[[_WordCounts], Counter[tuple[str, str]]], str]] = [
+    (
+        _count_unweighted,
+        "Each occurrence of a pair adds the word's COUNT (how often the word occurs), not 1.",
+    ),
+    (
+        _count_once_per_word,
+        "A pair that occurs twice in one word counts twice: ('b','a','n','a','n','a') with count "
+        "3 adds 6 to ('a', 'n'). Do not deduplicate the pairs of a word.",
+    ),
+    (
+        _count_skips_last_pair,
+        "A word of n symbols has n - 1 adjacent pairs, the last one included "
+        "(zip(symbols, symbols[1:]) gives them all).",
+    ),
+    (
+        _count_pairs_wrap,
+        "Pairs are neighbours inside a word: the last symbol and the first one are not a pair "
+        "(symbols[-1] wraps around).",
+    ),
+]
 
 
 @exercise(
@@ -51,27 +216,137 @@ def check_merge_pair(answer) -> None:
     asks="Implement count_pairs(words) for words given as {tuple of symbols: count}",
     difficulty=1,
     minutes=10,
+    reference=_count_reference,
+    wrong_answers={
+        "adds 1 instead of the word's count": _count_unweighted,
+        "counts a pair once per word (set of pairs)": _count_once_per_word,
+        "misses each word's last pair": _count_skips_last_pair,
+        "wraps around from the last symbol to the first": _count_pairs_wrap,
+    },
 )
-def check_count_pairs(answer) -> None:
+def check_count_pairs(answer: Any) -> None:
+    """Every pair's total, weighted by word counts, on words that repeat a pair (b a n a n a) and a one-symbol word.
+
+    Rejects adding 1 per occurrence, counting a pair once per word, missing the last pair of a
+    word and wrapping around; does not let the learner's function change the input.
+    """
+    expect_callable(answer, name="my_count_pairs")
     words = {
         ("l", "o", "w"): 5,
         ("l", "o", "w", "e", "r"): 2,
         ("n", "e", "w", "e", "s", "t"): 6,
         ("w", "i", "d", "e", "s", "t"): 3,
+        ("b", "a", "n", "a", "n", "a"): 3,
         ("a",): 4,
     }
-    got = answer(words)
-    expect_true(isinstance(got, dict), "count_pairs should return a dict or Counter.")
+    got = answer(dict(words))
+    expect_true(
+        isinstance(got, Mapping),
+        f"count_pairs should return a dict or Counter, not {a_type(got)}.",
+        hint="Build a Counter() and add each pair's count to it; return the Counter.",
+    )
+    got = Counter({tuple(k): v for k, v in got.items() if v})
     expected = count_pairs(words)
-    got = Counter({k: v for k, v in got.items() if v})
-    for pair, n in expected.items():
+    if got == expected:
+        return
+    hint = "Each occurrence of a pair in a word adds that word's count, not 1."
+    for mistake, mistake_hint in _COUNT_MISTAKES:
+        if got == mistake(words):
+            hint = mistake_hint
+            break
+    for pair, n in sorted(expected.items()):
         if got.get(pair, 0) != n:
             raise ExerciseFailure(
-                f"pair {pair} counted {got.get(pair, 0)} times, expected {n}.",
-                hint="Each occurrence of a pair in a word adds that word's count, not 1.",
+                f"pair {pair} counted {got.get(pair, 0)} times, expected {n}.", hint=hint
             )
-    extra = set(got) - set(expected)
-    expect_true(not extra, f"pairs that do not occur were counted: {sorted(extra)[:3]}.")
+    extra = sorted(set(got) - set(expected), key=repr)
+    raise ExerciseFailure(
+        f"pairs that do not occur were counted: {extra[:3]}.",
+        hint=hint
+        if hint != _COUNT_MISTAKES[0][1]
+        else "Only neighbours inside a word form a pair.",
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# 01.3 one-hot times a matrix
+
+# Operations that read rows of the weight by index: what the exercise asks to do without.
+_LOOKUPS = frozenset(
+    {"__getitem__", "index_select", "embedding", "take", "take_along_dim", "gather", "select"}
+)
+# Products with the weight: their results are no longer "the weight" for the look-up test.
+_PRODUCTS = frozenset(
+    {
+        "matmul",
+        "__matmul__",
+        "__rmatmul__",
+        "mm",
+        "bmm",
+        "mv",
+        "einsum",
+        "tensordot",
+        "linear",
+        "addmm",
+        "mul",
+        "__mul__",
+        "__rmul__",
+    }
+)
+
+
+class _WatchedWeight(torch.Tensor):
+    """A weight that notes every indexing look-up done on it (or on views of it)."""
+
+    lookups: list[str] = []
+
+    @classmethod
+    def __torch_function__(
+        cls,
+        func: Callable[..., Any],
+        types: Iterable[type],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        name = getattr(func, "__name__", "")
+        if name in _LOOKUPS:
+            cls.lookups.append(name)
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        if name in _PRODUCTS and isinstance(out, torch.Tensor):
+            out = out.as_subclass(torch.Tensor)
+        return out
+
+
+def _embed_reference(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.one_hot(ids, num_classes=weight.shape[0]).to(weight.dtype) @ weight
+
+
+def _embed_guessed_classes(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.one_hot(ids).to(weight.dtype) @ weight  # num_classes guessed from the largest id
+
+
+def _embed_not_cast(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.one_hot(ids, num_classes=weight.shape[0]) @ weight  # int64 @ float32
+
+
+def _runtime_error_hint(message: str, ids: torch.Tensor, weight: torch.Tensor) -> str | None:
+    """A hint for the errors a one-hot product typically raises (None: not one of them)."""
+    if "dtype" in message:
+        return (
+            "F.one_hot returns int64; a matrix product needs both sides in the same dtype: "
+            "F.one_hot(...).to(weight.dtype) @ weight."
+        )
+    if "shape" in message or "size" in message:
+        if int(ids.max()) < weight.shape[0] - 1:
+            return _NUM_CLASSES_HINT
+        return "The one-hot tensor (..., V) goes on the left: one_hot @ weight, with weight (V, d)."
+    return None
+
+
+_NUM_CLASSES_HINT = (
+    "F.one_hot(ids) guesses the number of classes from the largest id present; pass "
+    "num_classes=weight.shape[0] so every one-hot vector has V entries."
+)
 
 
 @exercise(
@@ -81,18 +356,62 @@ def check_count_pairs(answer) -> None:
     asks="Implement embed_one_hot(ids, weight): one_hot(ids) @ weight, without nn.Embedding",
     difficulty=1,
     minutes=10,
+    reference=_embed_reference,
+    wrong_answers={
+        "indexing weight[ids]": lambda ids, w: w[ids],
+        "F.embedding": lambda ids, w: F.embedding(ids, w),
+        "index_select": lambda ids, w: w.index_select(0, ids.flatten()).view(*ids.shape, -1),
+        "one_hot without num_classes": _embed_guessed_classes,
+        "one-hot left as integers": _embed_not_cast,
+    },
 )
-def check_one_hot(answer) -> None:
+def check_one_hot(answer: Any) -> None:
+    """Equals the embedding look-up for ids of two shapes (one missing the largest ids); the weight is never indexed.
+
+    The weight passed in records indexing (weight[ids], index_select, F.embedding, gather):
+    any of them fails the exercise, which asks for the one-hot product.
+    """
+    expect_callable(answer, name="embed_one_hot")
     gen = torch.Generator().manual_seed(1)
     weight = torch.randn(12, 5, generator=gen)
-    ids = torch.randint(0, 12, (3, 7), generator=gen)
-    got = answer(ids, weight)
-    expect_close(
-        got,
-        F.embedding(ids, weight),
-        name="embed_one_hot(ids, weight)",
-        hint="F.one_hot(ids, num_classes=V) gives (..., V) integers: cast to weight.dtype first.",
-    )
+    cases = [
+        torch.randint(0, 12, (3, 7), generator=gen),
+        torch.tensor([[0, 3, 2, 9], [4, 4, 1, 0]]),  # ids below V - 1 only
+        torch.tensor([11, 0, 5]),
+    ]
+    for ids in cases:
+        watched = weight.clone().as_subclass(_WatchedWeight)
+        _WatchedWeight.lookups = []
+        try:
+            got = answer(ids.clone(), watched)
+        except RuntimeError as err:
+            hint = _runtime_error_hint(str(err), ids, weight)
+            if hint is None:
+                raise
+            raise ExerciseFailure(f"your code raised RuntimeError: {err}", hint=hint) from err
+        lookups = sorted(set(_WatchedWeight.lookups))
+        _WatchedWeight.lookups = []
+        if isinstance(got, torch.Tensor):
+            got = got.as_subclass(torch.Tensor)
+        expect_close(
+            got,
+            F.embedding(ids, weight),
+            name=f"embed_one_hot(ids of shape {tuple(ids.shape)}, weight)",
+            hint="F.one_hot(ids, num_classes=V) gives (..., V) integers: cast to weight.dtype "
+            "first, then multiply by weight.",
+        )
+        if lookups:
+            raise ExerciseFailure(
+                f"the values are right, but your function reads rows of the weight by index "
+                f"({', '.join(lookups)}): the exercise asks you to do it without indexing.",
+                hint="Build one_hot = F.one_hot(ids, num_classes=weight.shape[0]), cast it to "
+                "weight.dtype, and return one_hot @ weight: the point is that this product IS "
+                "the look-up.",
+            )
+
+
+# ------------------------------------------------------------------------------------------
+# 01.4 the negative-sampling loss
 
 
 def _sgns_reference(
@@ -103,6 +422,72 @@ def _sgns_reference(
     return -(pos + neg).mean()
 
 
+def _sgns_naive_log(
+    center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    pos = torch.log(torch.sigmoid((center * context).sum(-1)))
+    neg = torch.log(torch.sigmoid(-(negatives @ center.unsqueeze(-1)).squeeze(-1))).sum(-1)
+    return -(pos + neg).mean()
+
+
+def _sgns_negatives_unsigned(
+    center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    pos = F.logsigmoid((center * context).sum(-1))
+    neg = F.logsigmoid((negatives @ center.unsqueeze(-1)).squeeze(-1)).sum(-1)
+    return -(pos + neg).mean()
+
+
+def _sgns_batch_sum(
+    center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    return _sgns_reference(center, context, negatives) * center.shape[0]
+
+
+def _sgns_no_minus(
+    center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    return -_sgns_reference(center, context, negatives)
+
+
+def _sgns_negatives_mean(
+    center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    pos = F.logsigmoid((center * context).sum(-1))
+    neg = F.logsigmoid(-(negatives @ center.unsqueeze(-1)).squeeze(-1)).mean(-1)
+    return -(pos + neg).mean()
+
+
+_SgnsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+_SGNS_MISTAKES: list[tuple[_SgnsFn, str]] = [
+    (
+        _sgns_negatives_unsigned,
+        "The negatives enter as log σ(-u_n·v): flip the sign of their scores inside the "
+        "log-sigmoid (a negative sample should score LOW).",
+    ),
+    (_sgns_batch_sum, "Average over the batch (.mean()), do not sum."),
+    (
+        _sgns_no_minus,
+        "The loss is the NEGATIVE log-likelihood: put a minus in front, so that it is >= 0 "
+        "and minimising it makes the true pairs likely.",
+    ),
+    (
+        _sgns_negatives_mean,
+        "Sum the K negative terms of each example (Σ_k), do not average them.",
+    ),
+]
+
+
+def _loss_value(value: Any, name: str) -> torch.Tensor:
+    tensor = expect_tensor(value, name=name)
+    expect_true(
+        tensor.numel() == 1,
+        f"{name} has shape {tuple(tensor.shape)}: it should be one number.",
+        hint="Reduce over the batch with .mean() so the loss is a scalar.",
+    )
+    return tensor.reshape(())
+
+
 @exercise(
     "01.4",
     notebook=NB,
@@ -110,23 +495,40 @@ def _sgns_reference(
     asks="Implement sgns_loss(center (B,D), context (B,D), negatives (B,K,D))",
     difficulty=2,
     minutes=15,
+    reference=_sgns_reference,
+    wrong_answers={
+        "log(sigmoid(x)) overflows": _sgns_naive_log,
+        "negatives without the minus sign": _sgns_negatives_unsigned,
+        "sums over the batch": _sgns_batch_sum,
+        "log-likelihood instead of its negative": _sgns_no_minus,
+        "averages the negatives": _sgns_negatives_mean,
+    },
 )
-def check_sgns(answer) -> None:
+def check_sgns(answer: Any) -> None:
+    """A scalar equal to -[log σ(u·v) + Σ_k log σ(-n_k·v)] averaged over the batch, also for scores in the thousands.
+
+    Rejects a missing sign on the negatives or on the loss, a batch sum, a mean over the
+    negatives, and log(sigmoid(x)), which overflows where F.logsigmoid does not.
+    """
+    expect_callable(answer, name="sgns_loss")
     gen = torch.Generator().manual_seed(2)
     center = torch.randn(6, 8, generator=gen)
     context = torch.randn(6, 8, generator=gen)
     negatives = torch.randn(6, 4, 8, generator=gen)
-    got = answer(center, context, negatives)
+    got = _loss_value(answer(center, context, negatives), "sgns_loss")
     expect_close(
-        torch.as_tensor(got).reshape(()),
+        got,
         _sgns_reference(center, context, negatives),
         name="sgns_loss",
         hint="-log σ(u·v) for the true context, minus Σ_k log σ(-n_k·v) for negatives, batch mean. "
         "F.logsigmoid is the stable way to take log σ.",
+        mistakes=[(fn(center, context, negatives), hint) for fn, hint in _SGNS_MISTAKES],
     )
     # large scores must not overflow
     big = _sgns_reference(center * 30, context * 30, negatives * 30)
-    got_big = torch.as_tensor(answer(center * 30, context * 30, negatives * 30)).reshape(())
+    got_big = _loss_value(
+        answer(center * 30, context * 30, negatives * 30), "sgns_loss with large scores"
+    )
     expect_close(
         got_big,
         big,

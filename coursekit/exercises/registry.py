@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 CheckFn = Callable[[Any], None]
@@ -22,6 +23,15 @@ class ExerciseFailure(Exception):
 
 @dataclass(frozen=True)
 class Exercise:
+    """One exercise: what it asks, its check, and the answers the check is tested against.
+
+    ``reference`` is a correct answer in the form the learner gives it (the function, or the
+    number); ``also_correct`` maps a name to other answers the check must accept (an exact count
+    beside its usual approximation, an older form of the question); ``wrong_answers`` maps a
+    name to a plausible mistake that the check must reject with a hint
+    (``tests/test_exercise_wrong_answers.py`` verifies all three for every exercise).
+    """
+
     id: str
     notebook: str
     title: str
@@ -29,6 +39,13 @@ class Exercise:
     difficulty: int  # 1 easy .. 3 hard
     minutes: int
     check: CheckFn = field(repr=False)
+    reference: Any = field(default=None, repr=False, compare=False)
+    wrong_answers: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
+    also_correct: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)
@@ -54,16 +71,35 @@ def exercise(
     asks: str,
     difficulty: int = 1,
     minutes: int = 10,
+    reference: Any = None,
+    wrong_answers: Mapping[str, Any] | None = None,
+    also_correct: Mapping[str, Any] | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
-    """Register the decorated function as the check of ``exercise_id``."""
+    """Register the decorated function as the check of ``exercise_id``.
+
+    ``reference`` is a correct answer as the learner would give it; ``wrong_answers`` names
+    the common mistakes (name -> answer) that the check must reject, each with a hint;
+    ``also_correct`` names other answers it must accept. See :class:`Exercise`.
+    """
     if not 1 <= difficulty <= 3:
         raise ValueError("difficulty is 1 (easy), 2 (medium) or 3 (hard).")
+    if reference is None and (wrong_answers or also_correct):
+        raise ValueError(f"Exercise {exercise_id!r}: wrong or extra answers need a reference.")
 
     def register(fn: CheckFn) -> CheckFn:
         if exercise_id in _EXERCISES and _EXERCISES[exercise_id].check is not fn:
             raise ValueError(f"Exercise id {exercise_id!r} is registered twice.")
         _EXERCISES[exercise_id] = Exercise(
-            exercise_id, notebook, title, asks, difficulty, minutes, fn
+            exercise_id,
+            notebook,
+            title,
+            asks,
+            difficulty,
+            minutes,
+            fn,
+            reference=reference,
+            wrong_answers=MappingProxyType(dict(wrong_answers or {})),
+            also_correct=MappingProxyType(dict(also_correct or {})),
         )
         return fn
 

@@ -1,15 +1,15 @@
 """The encoder-decoder Transformer of "Attention Is All You Need" (Vaswani et al., 2017).
 
-Assembled from the course's own blocks::
+Embeddings + the course's one :class:`~coursekit.layers.TransformerBlock` + a head::
 
-    source ids (B, S) --embed * sqrt(d) + PE--> N x EncoderLayer --------------> memory (B, S, d)
-    target ids (B, T) --embed * sqrt(d) + PE--> N x DecoderLayer(memory) --> Linear --> logits (B, T, V)
+    source ids (B, S) --embed * sqrt(d) + PE--> N x block ----------------------> memory (B, S, d)
+    target ids (B, T) --embed * sqrt(d) + PE--> N x block(+ cross) --> Linear --> logits (B, T, V)
 
-* :class:`EncoderLayer`: self-attention, then the feed-forward net, each wrapped in a
-  :class:`~coursekit.layers.ResidualBlock` (post-norm by default, pre-norm with ``norm_first``).
-* :class:`DecoderLayer`: *masked* (causal) self-attention, cross-attention to the encoder
-  output (queries from the decoder, keys/values from the memory), then the feed-forward net.
-* The output projection may share its matrix with the target embedding (``tie_output``).
+* encoder blocks: self-attention over the source (padding masked), then the feed-forward net;
+* decoder blocks: *causal* self-attention, cross-attention to the encoder output (queries from
+  the decoder, keys/values from the memory), then the feed-forward net;
+* post-norm by default (the paper), pre-norm with ``norm_first``;
+* the output projection may share its matrix with the target embedding (``tie_output``).
 
 Batches follow notebook 03's convention: ``src`` ``(B, S)`` padded with ``pad_id``;
 ``tgt`` ``(B, T)`` = ``<bos> y_1 ... y_n <eos> <pad>...``. Training is teacher-forced:
@@ -24,17 +24,19 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from coursekit.attention import MultiHeadAttention
-from coursekit.layers import Activation, FeedForward, NormKind, ResidualBlock, make_norm
+from coursekit.attention import KVCache
+from coursekit.layers import Activation, BlockConfig, FeedForward, NormKind, TransformerBlock, make_norm
 from coursekit.positional import SinusoidalPositionalEncoding
+from coursekit.runtime import debug_checks
+from coursekit.train.losses import cross_entropy_loss
 
 __all__ = [
-    "Decoder",
-    "DecoderLayer",
-    "Encoder",
-    "EncoderLayer",
+    "ConditionedDecoder",
+    "DecoderCache",
     "Transformer",
     "TransformerConfig",
+    "TransformerStack",
+    "check_token_ids",
 ]
 
 
@@ -63,8 +65,18 @@ class TransformerConfig:
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
+    scratch: bool = False  # run the course's written-out norms and attention
 
     def __post_init__(self) -> None:
+        if self.n_heads < 1 or self.d_model < 1:
+            raise ValueError(
+                f"d_model and n_heads must be positive, got d_model={self.d_model}, "
+                f"n_heads={self.n_heads}."
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TransformerConfig.dropout must be in [0, 1), got {self.dropout}.")
+        if self.max_positions < 1:
+            raise ValueError(f"TransformerConfig.max_positions must be positive, got {self.max_positions}.")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} "
@@ -83,6 +95,22 @@ class TransformerConfig:
     @property
     def use_final_norm(self) -> bool:
         return self.norm_first if self.final_norm is None else self.final_norm
+
+    def block_config(self, *, cross_attention: bool) -> BlockConfig:
+        """The :class:`~coursekit.layers.BlockConfig` of the encoder's or decoder's blocks."""
+        return BlockConfig(
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            d_ff=self.d_ff,
+            activation=self.activation,
+            norm=self.norm,
+            norm_first=self.norm_first,
+            eps=self.layer_norm_eps,
+            bias=self.bias,
+            dropout=self.dropout,
+            cross_attention=cross_attention,
+            scratch=self.scratch,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,115 +135,103 @@ class TransformerConfig:
         return enc + dec + emb + out + final
 
 
-def _residual(c: TransformerConfig) -> ResidualBlock:
-    """The residual + norm wrapper every sub-layer gets (pre- or post-norm by ``c.norm_first``)."""
-    return ResidualBlock(
-        c.d_model,
-        norm_first=c.norm_first,
-        norm=c.norm,
-        eps=c.layer_norm_eps,
-        dropout=c.dropout,
-        bias=c.bias,
-    )
+def check_token_ids(ids: torch.Tensor, vocab_size: int, *, what: str = "token ids") -> None:
+    """Raise a clear error for non-integer, non-(B, T) or out-of-vocabulary ids.
+
+    The range check reads values, which would stall a GPU once per call: it runs on CPU
+    tensors, and on other devices only with ``COURSEKIT_DEBUG=1`` (PyTorch's own embedding
+    still fails on a bad id, with a less friendly message).
+    """
+    if ids.dim() != 2 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(f"expected (B, T) integer {what}, got {ids.dtype} {tuple(ids.shape)}.")
+    if ids.numel() and (ids.device.type == "cpu" or debug_checks()):
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= vocab_size:
+            bad = high if high >= vocab_size else low
+            raise ValueError(
+                f"{what}: id {bad} is outside the vocabulary of size {vocab_size} "
+                f"(valid ids 0..{vocab_size - 1}); check the tokenizer and the config."
+            )
 
 
-class EncoderLayer(nn.Module):
-    """Self-attention + feed-forward, each with its residual connection and norm.
+class TransformerStack(nn.Module):
+    """``n_layers`` :class:`~coursekit.layers.TransformerBlock` plus the optional final norm.
 
-    x ``(B, S, d)``, src_valid ``(B, S)`` bool (True = real token) -> ``(B, S, d)``.
+    ``forward(x, **block_kwargs)`` passes the same keyword arguments to every block, except
+    ``caches``/``memory_caches`` (one :class:`~coursekit.attention.KVCache` per block).
     """
 
-    def __init__(self, c: TransformerConfig) -> None:
+    def __init__(self, config: BlockConfig, n_layers: int, *, final_norm: bool) -> None:
         super().__init__()
-        self.self_attn = MultiHeadAttention(c.d_model, c.n_heads, bias=c.bias, dropout=c.dropout)
-        self.ffn = FeedForward(
-            c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias
+        self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(n_layers))
+        self.norm = (
+            make_norm(config.norm, config.d_model, config.eps, bias=config.bias, scratch=config.scratch)
+            if final_norm and n_layers
+            else None
         )
-        self.res_attn = _residual(c)
-        self.res_ffn = _residual(c)
-
-    def forward(self, x: torch.Tensor, src_valid: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.res_attn(x, lambda h: self.self_attn(h, key_padding_mask=src_valid))
-        return self.res_ffn(x, self.ffn)
-
-
-class DecoderLayer(nn.Module):
-    """Masked self-attention, cross-attention to the memory, feed-forward; each with residual + norm.
-
-    y ``(B, T, d)``, memory ``(B, S, d)``, src_valid ``(B, S)`` -> ``(B, T, d)``. Position ``t``
-    sees target positions ``<= t`` and every real source position.
-    """
-
-    def __init__(self, c: TransformerConfig) -> None:
-        super().__init__()
-        self.self_attn = MultiHeadAttention(c.d_model, c.n_heads, bias=c.bias, dropout=c.dropout)
-        self.cross_attn = MultiHeadAttention(c.d_model, c.n_heads, bias=c.bias, dropout=c.dropout)
-        self.ffn = FeedForward(
-            c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias
-        )
-        self.res_self = _residual(c)
-        self.res_cross = _residual(c)
-        self.res_ffn = _residual(c)
 
     def forward(
         self,
-        y: torch.Tensor,
-        memory: torch.Tensor,
-        src_valid: torch.Tensor | None = None,
+        x: torch.Tensor,
         *,
-        return_cross_weights: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        y = self.res_self(y, lambda h: self.self_attn(h, is_causal=True))
-        weights: list[torch.Tensor] = []
-
-        def cross(h: torch.Tensor) -> torch.Tensor:
-            if not return_cross_weights:
-                return self.cross_attn(h, memory, key_padding_mask=src_valid)
-            out, w = self.cross_attn(h, memory, key_padding_mask=src_valid, return_weights=True)
-            weights.append(w)
-            return out
-
-        y = self.res_cross(y, cross)
-        y = self.res_ffn(y, self.ffn)
-        return (y, weights[0]) if return_cross_weights else y
-
-
-class Encoder(nn.Module):
-    """A stack of :class:`EncoderLayer` (plus a final norm for pre-norm). ``(B, S, d)`` in and out."""
-
-    def __init__(self, c: TransformerConfig) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(EncoderLayer(c) for _ in range(c.n_encoder_layers))
-        self.norm = (
-            make_norm(c.norm, c.d_model, c.layer_norm_eps, bias=c.bias)
-            if c.use_final_norm and c.n_encoder_layers
-            else None
-        )
-
-    def forward(self, x: torch.Tensor, src_valid: torch.Tensor | None = None) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, src_valid)
+        caches: list[KVCache] | None = None,
+        memory_caches: list[KVCache] | None = None,
+        **block_kwargs: object,
+    ) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(
+                x,
+                cache=None if caches is None else caches[i],
+                memory_cache=None if memory_caches is None else memory_caches[i],
+                **block_kwargs,
+            )
         return self.norm(x) if self.norm is not None else x
 
 
-class Decoder(nn.Module):
-    """A stack of :class:`DecoderLayer` (plus a final norm for pre-norm). ``(B, T, d)`` in and out."""
+class DecoderCache:
+    """What cached decoding keeps per decoder block: self-attention keys/values that grow,
+    and the cross-attention keys/values of the (fixed) encoder output, computed once."""
 
-    def __init__(self, c: TransformerConfig) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(DecoderLayer(c) for _ in range(c.n_decoder_layers))
-        self.norm = (
-            make_norm(c.norm, c.d_model, c.layer_norm_eps, bias=c.bias)
-            if c.use_final_norm
-            else None
-        )
+    def __init__(self, n_layers: int) -> None:
+        self.self_attn = [KVCache() for _ in range(n_layers)]
+        self.cross_attn = [KVCache(static=True) for _ in range(n_layers)]
 
-    def forward(
-        self, y: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        for layer in self.layers:
-            y = layer(y, memory, src_valid)
-        return self.norm(y) if self.norm is not None else y
+    @property
+    def length(self) -> int:
+        return self.self_attn[0].length if self.self_attn else 0
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (beam search)."""
+        for cache in (*self.self_attn, *self.cross_attn):
+            cache.reorder(index)
+
+
+class ConditionedDecoder:
+    """The decoder of a :class:`Transformer` given one batch of sources: a causal language
+    model over the target (the :class:`coursekit.generate.CausalLM` protocol)."""
+
+    def __init__(self, model: Transformer, memory: torch.Tensor, src_valid: torch.Tensor) -> None:
+        self.model, self.memory, self.src_valid = model, memory, src_valid
+        self.context_length: int | None = None  # sinusoidal positions: no limit
+
+    @property
+    def training(self) -> bool:
+        return self.model.training
+
+    def eval(self) -> ConditionedDecoder:
+        self.model.eval()
+        return self
+
+    def train(self, mode: bool = True) -> ConditionedDecoder:
+        self.model.train(mode)
+        return self
+
+    def new_cache(self) -> DecoderCache:
+        return self.model.new_cache()
+
+    def step(self, ids: torch.Tensor, cache: DecoderCache | None) -> torch.Tensor:
+        """Logits ``(B, T, V)`` for target tokens ``ids`` (after the cached ones, if any)."""
+        return self.model.decode(ids, self.memory, self.src_valid, cache=cache)
 
 
 class Transformer(nn.Module):
@@ -236,8 +252,12 @@ class Transformer(nn.Module):
         )
         self.positional = SinusoidalPositionalEncoding(c.d_model, c.max_positions)
         self.embed_dropout = nn.Dropout(c.dropout)
-        self.encoder = Encoder(c)
-        self.decoder = Decoder(c)
+        self.encoder = TransformerStack(
+            c.block_config(cross_attention=False), c.n_encoder_layers, final_norm=c.use_final_norm
+        )
+        self.decoder = TransformerStack(
+            c.block_config(cross_attention=True), c.n_decoder_layers, final_norm=c.use_final_norm
+        )
         self.output = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
         self.reset_parameters()
         if c.tie_output:
@@ -247,32 +267,38 @@ class Transformer(nn.Module):
         """Xavier-uniform matrices (as PyTorch's nn.Transformer), N(0, 1/d) embeddings.
 
         With the sqrt(d_model) scaling the embedded inputs then have unit variance, the same
-        scale as the sinusoidal encodings added to them.
+        scale as the sinusoidal encodings added to them. The fused query/key/value matrix is
+        initialised as three separate ``d x d`` matrices would be.
         """
         for name, p in self.named_parameters():
             if "embed" in name:
                 nn.init.normal_(p, std=self.config.d_model**-0.5)
+            elif name.endswith("qkv_proj.weight"):
+                for part in p.data.chunk(3, dim=0):
+                    nn.init.xavier_uniform_(part)
             elif p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
     # ---- pieces --------------------------------------------------------------------------------
-    def _embed(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
-        if ids.dim() != 2 or ids.dtype.is_floating_point:
-            raise ValueError(
-                f"expected (B, T) integer token ids, got {ids.dtype} {tuple(ids.shape)}."
-            )
-        if ids.numel() and (int(ids.max()) >= table.num_embeddings or int(ids.min()) < 0):
-            raise ValueError(
-                f"token id {int(ids.max())} is outside the vocabulary of size "
-                f"{table.num_embeddings}; check the tokenizer and the config's vocab sizes."
-            )
+    def _embed(self, table: nn.Embedding, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        check_token_ids(ids, table.num_embeddings)
         scale = math.sqrt(self.config.d_model) if self.config.scale_embeddings else 1.0
-        return self.embed_dropout(self.positional(table(ids) * scale))
+        return self.embed_dropout(self.positional(table(ids) * scale, offset=offset))
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``src`` ``(B, S)`` -> memory ``(B, S, d)`` and ``src_valid`` ``(B, S)`` (non-padding)."""
         src_valid = src != self.config.pad_id
-        return self.encoder(self._embed(self.src_embed, src), src_valid), src_valid
+        memory = self.encoder(self._embed(self.src_embed, src), mask=src_valid[:, None, None, :])
+        return memory, src_valid
+
+    def condition(self, src: torch.Tensor) -> ConditionedDecoder:
+        """Encode ``src`` ``(B, S)`` once; the result decodes step by step (see generate)."""
+        memory, src_valid = self.encode(src)
+        return ConditionedDecoder(self, memory, src_valid)
+
+    def new_cache(self) -> DecoderCache:
+        """An empty :class:`DecoderCache` for step-by-step decoding with :meth:`decode`."""
+        return DecoderCache(len(self.decoder.layers))
 
     def decode(
         self,
@@ -280,14 +306,23 @@ class Transformer(nn.Module):
         memory: torch.Tensor,
         src_valid: torch.Tensor | None = None,
         *,
+        cache: DecoderCache | None = None,
         last_only: bool = False,
     ) -> torch.Tensor:
         """``tgt_in`` ``(B, T)`` (starting with ``<bos>``) -> next-token logits ``(B, T, V_tgt)``.
 
-        ``last_only=True`` projects only the last position (``(B, 1, V)``): all that
-        step-by-step decoding needs, and much cheaper for a large vocabulary.
+        With a ``cache`` (from :meth:`new_cache`), ``tgt_in`` holds only the tokens after the
+        cached ones. ``last_only=True`` projects only the last position (``(B, 1, V)``).
         """
-        hidden = self.decoder(self._embed(self.tgt_embed, tgt_in), memory, src_valid)
+        offset = cache.length if cache is not None else 0
+        hidden = self.decoder(
+            self._embed(self.tgt_embed, tgt_in, offset),
+            is_causal=True,
+            memory=memory,
+            memory_mask=None if src_valid is None else src_valid[:, None, None, :],
+            caches=None if cache is None else cache.self_attn,
+            memory_caches=None if cache is None else cache.cross_attn,
+        )
         return self.output(hidden[:, -1:] if last_only else hidden)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -298,34 +333,43 @@ class Transformer(nn.Module):
         self, src: torch.Tensor, tgt: torch.Tensor, *, label_smoothing: float = 0.0
     ) -> torch.Tensor:
         """Teacher-forced cross-entropy (optionally label-smoothed), padding ignored."""
-        from coursekit.train import label_smoothing_loss
-
         logits = self(src, tgt[:, :-1])
-        return label_smoothing_loss(
-            logits, tgt[:, 1:], eps=label_smoothing, ignore_index=self.config.pad_id
+        return cross_entropy_loss(
+            logits,
+            tgt[:, 1:],
+            label_smoothing=label_smoothing,
+            ignore_index=self.config.pad_id,
+            scratch=self.config.scratch,
         )
 
     def num_parameters(self) -> int:
         """Trainable parameters, tied matrices counted once."""
         return sum(p.numel() for p in self.parameters())
 
+    def set_scratch(self, scratch: bool = True) -> Transformer:
+        """Switch every attention to the written-out version (True) or PyTorch's kernel."""
+        for module in self.modules():
+            if hasattr(module, "scratch") and isinstance(module, nn.Module) and module is not self:
+                module.scratch = scratch
+        return self
+
     @torch.no_grad()
     def cross_attention_weights(
         self, src: torch.Tensor, tgt_in: torch.Tensor, *, layer: int = -1
     ) -> torch.Tensor:
         """Cross-attention weights ``(B, H, T, S)`` of one decoder layer (teacher-forced)."""
+        block = self.decoder.layers[layer]
+        assert block.cross_attn is not None
         was_training = self.training
         self.eval()
-        memory, src_valid = self.encode(src)
-        y = self._embed(self.tgt_embed, tgt_in)
-        index = layer % len(self.decoder.layers)
-        weights = None
-        for i, block in enumerate(self.decoder.layers):
-            if i == index:
-                y, weights = block(y, memory, src_valid, return_cross_weights=True)
-            else:
-                y = block(y, memory, src_valid)
-        self.train(was_training)
+        block.cross_attn.keep_weights = True
+        try:
+            self(src, tgt_in)
+            weights = block.cross_attn.last_weights
+        finally:
+            block.cross_attn.keep_weights = False
+            block.cross_attn.last_weights = None
+            self.train(was_training)
         assert weights is not None
         return weights
 
@@ -339,10 +383,6 @@ class Transformer(nn.Module):
         after each stack even in post-norm mode: build ours with ``final_norm=True`` to match,
         or set ``ref.encoder.norm = ref.decoder.norm = None`` for the paper's exact stack.
         """
-
-        def copy_attn(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
-            converted = MultiHeadAttention.from_torch(theirs)
-            ours.load_state_dict(converted.state_dict())
 
         def copy_norm(ours: nn.Module | None, theirs: nn.Module | None, where: str) -> None:
             if (ours is None) != (theirs is None):
@@ -360,19 +400,20 @@ class Transformer(nn.Module):
         ):
             raise ValueError("the two models have different numbers of layers.")
         for ours, theirs in zip(self.encoder.layers, enc_layers, strict=True):
-            copy_attn(ours.self_attn, theirs.self_attn)
+            ours.self_attn.load_torch(theirs.self_attn)
             ours.ffn.w1.load_state_dict(theirs.linear1.state_dict())
             ours.ffn.w2.load_state_dict(theirs.linear2.state_dict())
-            ours.res_attn.norm.load_state_dict(theirs.norm1.state_dict())
-            ours.res_ffn.norm.load_state_dict(theirs.norm2.state_dict())
+            ours.self_attn_norm.load_state_dict(theirs.norm1.state_dict())
+            ours.ffn_norm.load_state_dict(theirs.norm2.state_dict())
         for ours, theirs in zip(self.decoder.layers, dec_layers, strict=True):
-            copy_attn(ours.self_attn, theirs.self_attn)
-            copy_attn(ours.cross_attn, theirs.multihead_attn)
+            assert ours.cross_attn is not None and ours.cross_attn_norm is not None
+            ours.self_attn.load_torch(theirs.self_attn)
+            ours.cross_attn.load_torch(theirs.multihead_attn)
             ours.ffn.w1.load_state_dict(theirs.linear1.state_dict())
             ours.ffn.w2.load_state_dict(theirs.linear2.state_dict())
-            ours.res_self.norm.load_state_dict(theirs.norm1.state_dict())
-            ours.res_cross.norm.load_state_dict(theirs.norm2.state_dict())
-            ours.res_ffn.norm.load_state_dict(theirs.norm3.state_dict())
+            ours.self_attn_norm.load_state_dict(theirs.norm1.state_dict())
+            ours.cross_attn_norm.load_state_dict(theirs.norm2.state_dict())
+            ours.ffn_norm.load_state_dict(theirs.norm3.state_dict())
         copy_norm(self.encoder.norm, ref.encoder.norm, "encoder")
         copy_norm(self.decoder.norm, ref.decoder.norm, "decoder")
         return self

@@ -9,7 +9,7 @@ It plugs into :func:`coursekit.train.train` through :func:`lm_loss`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,24 @@ __all__ = ["CellKind", "CharRNNLM", "hidden_gradient_norms", "lm_loss"]
 CellKind = Literal["rnn", "lstm", "gru"]
 _SCRATCH = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 _TORCH = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RecurrentCache:
+    """The decoding cache of a recurrent model: its state after the tokens seen so far.
+
+    ``state`` is ``h`` ``(L, B, H)`` (RNN, GRU) or ``(h, c)`` (LSTM); ``length`` counts tokens.
+    """
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.length = 0
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (beam search); the batch is dimension 1 of the state."""
+        if isinstance(self.state, tuple):
+            self.state = tuple(s.index_select(1, index) for s in self.state)
+        elif self.state is not None:
+            self.state = self.state.index_select(1, index)
 
 
 class CharRNNLM(nn.Module):
@@ -126,35 +144,22 @@ class CharRNNLM(nn.Module):
             gates.append(g)
         return gates
 
-    @torch.no_grad()
-    def generate(
-        self,
-        prompt: torch.Tensor,
-        max_new_tokens: int,
-        *,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Sample ``max_new_tokens`` after ``prompt`` ``(B, T0)``; returns ``(B, T0 + new)``.
+    # ---- the decoding protocol (coursekit.generate.CausalLM) -------------------------------
+    context_length: int | None = None  # the recurrent state carries the whole past
+
+    def new_cache(self) -> RecurrentCache:
+        """An empty :class:`RecurrentCache` for :func:`coursekit.generate.generate`."""
+        return RecurrentCache()
+
+    def step(self, ids: torch.Tensor, cache: RecurrentCache | None) -> torch.Tensor:
+        """Logits ``(B, T, V)`` for ``ids`` ``(B, T)``, continuing ``cache``'s state if given.
 
         The recurrent state carries the whole past, so each new token costs one step.
-        ``temperature`` 0 picks the most likely token.
         """
-        was = self.training
-        self.eval()
-        logits, state = self(prompt)
-        out = [prompt]
-        for _ in range(max_new_tokens):
-            last = logits[:, -1]
-            if temperature == 0:
-                nxt = last.argmax(-1, keepdim=True)
-            else:
-                probs = F.softmax(last / temperature, dim=-1)
-                nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(prompt.device)
-            out.append(nxt)
-            logits, state = self(nxt, state)
-        self.train(was)
-        return torch.cat(out, dim=1)
+        logits, state = self(ids, None if cache is None else cache.state)
+        if cache is not None:
+            cache.state, cache.length = state, cache.length + ids.shape[1]
+        return logits
 
 
 def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

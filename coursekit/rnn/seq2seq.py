@@ -15,21 +15,30 @@ Notebook 02 writes the recurrent cells out by hand and checks them against PyTor
   As in Luong et al. (2015) the context is computed *after* the GRU step, so teacher-forced
   training runs the decoder GRU over the whole target in one call (much faster on a CPU).
 
-Text handling (lower-casing word tokenizer, vocabulary, detokenizer) lives here too so that
-notebooks 03 and 05 can prepare the French-English pairs the same way.
+Text handling (lower-casing word tokenizer, vocabulary, detokenizer) is defined in
+:mod:`coursekit.tokenize` and re-exported here, so that notebooks 03 and 05 can prepare the
+French-English pairs the same way.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from coursekit.rnn.language_model import RecurrentCache
+from coursekit.tokenize import (
+    BOS_TOKEN,
+    EOS_TOKEN,
+    PAD_TOKEN,
+    UNK_TOKEN,
+    WordVocab,
+    word_detokenize,
+    word_tokenize,
+)
 
 __all__ = [
     "AdditiveAttention",
@@ -40,71 +49,11 @@ __all__ = [
     "tokenize",
 ]
 
-PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case word/punctuation tokens: ``"Je l'ai vu."`` -> ``['je', 'l', "'", 'ai', 'vu', '.']``."""
-    return _TOKEN.findall(text.lower())
-
-
-def detokenize(tokens: Sequence[str]) -> str:
-    """Join tokens back into text: no space before punctuation, none around apostrophes."""
-    text = " ".join(tokens)
-    text = re.sub(r" ([.,!?;:%)])", r"\1", text)
-    text = re.sub(r"([(]) ", r"\1", text)
-    text = re.sub(r" ?' ?", "'", text)
-    return text
-
-
-class WordVocab:
-    """A word vocabulary with ``<pad>=0, <bos>=1, <eos>=2, <unk>=3``."""
-
-    def __init__(self, words: Iterable[str]) -> None:
-        self.itos: list[str] = [PAD, BOS, EOS, UNK]
-        self.itos += [w for w in words if w not in (PAD, BOS, EOS, UNK)]
-        self.stoi = {w: i for i, w in enumerate(self.itos)}
-        self.pad_id, self.bos_id, self.eos_id, self.unk_id = 0, 1, 2, 3
-
-    @classmethod
-    def build(
-        cls, texts: Iterable[str], *, min_freq: int = 2, max_size: int | None = None
-    ) -> WordVocab:
-        """Vocabulary of the tokens seen at least ``min_freq`` times (most frequent first)."""
-        counts = Counter(tok for t in texts for tok in tokenize(t))
-        words = [w for w, c in counts.most_common(max_size) if c >= min_freq]
-        return cls(words)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def encode(self, text: str, *, add_bos: bool = False, add_eos: bool = True) -> list[int]:
-        ids = [self.stoi.get(t, self.unk_id) for t in tokenize(text)]
-        return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
-
-    def decode(self, ids: Iterable[int]) -> str:
-        """Token ids -> text, stopping at ``<eos>`` and skipping ``<pad>``/``<bos>``."""
-        words = []
-        for i in ids:
-            i = int(i)
-            if i == self.eos_id:
-                break
-            if i in (self.pad_id, self.bos_id):
-                continue
-            words.append(self.itos[i])
-        return detokenize(words)
-
-    def tokens(self, ids: Iterable[int]) -> list[str]:
-        """Like :meth:`decode` but returns the token strings (for plot labels)."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == self.eos_id:
-                break
-            if i not in (self.pad_id, self.bos_id):
-                out.append(self.itos[i])
-        return out
+# The word vocabulary and its tokenizer live in coursekit.tokenize; re-exported here because
+# notebooks import them from this module.
+PAD, BOS, EOS, UNK = PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN
+tokenize = word_tokenize
+detokenize = word_detokenize
 
 
 @dataclass
@@ -235,6 +184,11 @@ class Seq2Seq(nn.Module):
             ignore_index=self.config.pad_id,
         )
 
+    # ---- the decoding protocol (coursekit.generate.ConditionalLM) --------------------------
+    def condition(self, src: torch.Tensor) -> ConditionedRNNDecoder:
+        """Encode ``src`` ``(B, S)`` once; the result decodes step by step (see generate)."""
+        return ConditionedRNNDecoder(self, *self.encode(src))
+
     @torch.no_grad()
     def greedy_decode(
         self, src: torch.Tensor, max_len: int = 30
@@ -264,3 +218,41 @@ class Seq2Seq(nn.Module):
         self.train(was_training)
         ids = torch.cat(outputs, dim=1)
         return ids, (torch.cat(all_weights, dim=1) if all_weights else None)
+
+
+class ConditionedRNNDecoder:
+    """The GRU decoder of a :class:`Seq2Seq` given one batch of sources: a causal language
+    model over the target (the :class:`coursekit.generate.CausalLM` protocol)."""
+
+    context_length: int | None = None
+
+    def __init__(
+        self, model: Seq2Seq, states: torch.Tensor, summary: torch.Tensor, valid: torch.Tensor
+    ) -> None:
+        self.model, self.states, self.summary, self.valid = model, states, summary, valid
+
+    @property
+    def training(self) -> bool:
+        return self.model.training
+
+    def eval(self) -> ConditionedRNNDecoder:
+        self.model.eval()
+        return self
+
+    def train(self, mode: bool = True) -> ConditionedRNNDecoder:
+        self.model.train(mode)
+        return self
+
+    def new_cache(self) -> RecurrentCache:
+        return RecurrentCache()
+
+    def step(self, ids: torch.Tensor, cache: RecurrentCache | None) -> torch.Tensor:
+        """Logits ``(B, T, V)`` for target tokens ``ids`` (after the cached ones, if any)."""
+        hidden = None if cache is None else cache.state
+        if cache is not None and cache.length and ids.shape[0] != self.states.shape[0]:
+            raise ValueError("the batch changed between decoding steps.")
+        states, summary, valid = self.states, self.summary, self.valid
+        logits, hidden, _ = self.model._decode(ids, states, summary, valid, hidden)
+        if cache is not None:
+            cache.state, cache.length = hidden, cache.length + ids.shape[1]
+        return logits
