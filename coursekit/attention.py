@@ -464,6 +464,7 @@ class MultiHeadAttention(nn.Module):
     self-attention; for cross-attention its query rows act on the decoder and its key/value
     rows on the encoder output), and ``out_proj`` (``W^O``) mixes the heads.
 
+    ``scale`` multiplies the scores (default ``1 / sqrt(d_head)``; T5 uses 1).
     ``rotary``: a module that rotates per-head queries and keys by their positions,
     ``rotary(x (B, H, T, d_head), offset=int)`` (e.g. :class:`coursekit.positional.RotaryEmbedding`,
     possibly shared by every layer); positions continue after the cache. ``scratch=True`` runs the written-out
@@ -482,9 +483,12 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         dropout: float = 0.0,
         rotary: nn.Module | None = None,
+        scale: float | None = None,
         scratch: bool = False,
     ) -> None:
         super().__init__()
+        if scale is not None and not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive number (None = 1/sqrt(d_head)), got {scale}.")
         if n_heads < 1:
             raise ValueError(f"n_heads must be a positive integer, got {n_heads}.")
         if d_model < 1 or d_model % n_heads != 0:
@@ -505,6 +509,7 @@ class MultiHeadAttention(nn.Module):
         self.n_kv_heads = n_kv_heads
         self.d_head = d_model // n_heads
         self.dropout = dropout
+        self.scale = scale
         self.scratch = scratch
         self.q_dim = n_heads * self.d_head
         self.kv_dim = n_kv_heads * self.d_head
@@ -562,14 +567,25 @@ class MultiHeadAttention(nn.Module):
         """
         drop = self.dropout if self.training else 0.0
         if not (self.scratch or return_weights):
-            return fused_attention(q, k, v, mask=mask, bias=bias, is_causal=is_causal, dropout=drop), None
+            out = fused_attention(
+                q, k, v, mask=mask, bias=bias, is_causal=is_causal, dropout=drop, scale=self.scale
+            )
+            return out, None
         if self.n_kv_heads != self.n_heads:
             rep = self.n_heads // self.n_kv_heads
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         if is_causal:
             mask = combine_masks(mask, causal_mask(q.shape[-2], k.shape[-2], device=q.device))
         out, weights = scaled_dot_product_attention(
-            q, k, v, mask, bias=bias, dropout=drop, training=self.training, return_weights=True
+            q,
+            k,
+            v,
+            mask,
+            scale=self.scale,
+            bias=bias,
+            dropout=drop,
+            training=self.training,
+            return_weights=True,
         )
         return out, weights
 

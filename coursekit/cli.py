@@ -85,7 +85,10 @@ def _bench(args: argparse.Namespace) -> int:
 
     checkout = checkout_root()
     if checkout is None:
-        print("coursekit bench: the benchmarks run from a source checkout of the course.", file=sys.stderr)
+        print(
+            "coursekit bench: the benchmarks run from a source checkout of the course.",
+            file=sys.stderr,
+        )
         return 2
     root = checkout / "benchmarks"
     scripts = sorted(root.glob("bench_*.py"))

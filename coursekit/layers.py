@@ -263,6 +263,7 @@ class BlockConfig:
     bias: bool = True
     dropout: float = 0.0
     attn_dropout: float | None = None  # default: dropout
+    attn_scale: float | None = None  # default: 1 / sqrt(d_head); T5 uses 1.0
     cross_attention: bool = False
     scratch: bool = False
 
@@ -345,6 +346,7 @@ class TransformerBlock(nn.Module):
                 bias=c.bias,
                 dropout=attn_dropout,
                 rotary=rot,
+                scale=c.attn_scale,
                 scratch=c.scratch,
             )
 

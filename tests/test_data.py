@@ -189,6 +189,234 @@ def test_registry_matches_the_mirror_checksums():
         assert (mirror_folder() / entry.filename).stat().st_size == entry.size
 
 
+# ---------------------------------------------------------------- file-system problems, said plainly
+
+
+def test_cache_path_that_is_a_file_is_a_data_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for where in (blocker, blocker / "cache"):
+        monkeypatch.setenv(download.CACHE_ENV, str(where))
+        with pytest.raises(DataError) as info:
+            fetch("tinyshakespeare", progress=False)
+        message = str(info.value)
+        assert str(where) in message and download.CACHE_ENV in message
+        assert "\n" not in message
+
+
+def test_read_only_cache_is_a_data_error(cache, monkeypatch):
+    """A cache folder where no file can be created (simulated: the tests run as root)."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setenv(download.MIRROR_ENV, "http://127.0.0.1:9/")  # never reached
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(DataError) as info:
+        fetch("tinyshakespeare", progress=False)
+    message = str(info.value)
+    assert "Permission denied" in message and str(cache) in message
+    assert download.CACHE_ENV in message
+
+
+def test_unreadable_cached_file_is_a_data_error(cache, monkeypatch):
+    cache.mkdir()
+    cached = cache / "tinyshakespeare.txt"
+    cached.write_bytes(b"x" * registry.REGISTRY["tinyshakespeare"].size)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(download, "open", refuse, raising=False)
+    with pytest.raises(DataError) as info:
+        fetch("tinyshakespeare", progress=False)
+    message = str(info.value)
+    assert str(cached) in message and "Permission denied" in message
+    assert download.CACHE_ENV in message
+    rows = dict(download.status())  # status reports it instead of crashing
+    assert "UNREADABLE" in rows["tinyshakespeare"]
+
+
+def test_cached_path_that_is_a_folder_is_a_data_error(serve, cache, monkeypatch):
+    (cache / "tinyshakespeare.txt").mkdir(parents=True)
+    monkeypatch.setenv(download.MIRROR_ENV, serve(mirror_folder()))
+    with pytest.raises(DataError, match=download.CACHE_ENV) as info:
+        fetch("tinyshakespeare", progress=False)
+    assert str(cache / "tinyshakespeare.txt") in str(info.value)
+
+
+def test_cli_fetch_into_an_unusable_cache_is_one_line(tmp_path, monkeypatch, capsys):
+    from coursekit.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv(download.CACHE_ENV, str(blocker / "cache"))
+    assert main(["data", "fetch", "tinyshakespeare"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("coursekit data fetch: tinyshakespeare:") and download.CACHE_ENV in err
+
+
+# ---------------------------------------------------------------- leftovers of killed downloads
+
+
+def test_leftover_temporary_files_are_removed_by_the_next_fetch(serve, cache, monkeypatch, capsys):
+    cache.mkdir()
+    stale = [cache / ".tinyshakespeare.txt.k1ll3d.part", cache / ".tinyshakespeare.txt.x.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a download")
+    other = cache / ".sst2_dev.tsv.abc.part"  # another data set's: left for its own fetch
+    other.write_bytes(b"x")
+    monkeypatch.setenv(download.MIRROR_ENV, serve(mirror_folder()))
+    fetch("tinyshakespeare", progress=False)
+    assert leftovers(cache) == [other.name, "tinyshakespeare.txt"]
+    assert "removed 2 temporary file(s)" in capsys.readouterr().err
+
+
+def test_status_shows_and_removes_leftovers(cache, capsys):
+    from coursekit.cli import main
+
+    cache.mkdir()
+    (cache / ".tinyshakespeare.txt.k1ll3d.part").write_bytes(b"half")
+    looked = dict(download.status(clean=False))["tinyshakespeare"]
+    assert ".tinyshakespeare.txt.k1ll3d.part" in looked and leftovers(cache)
+    assert main(["data", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 1 temporary file(s)" in out and ".tinyshakespeare.txt.k1ll3d.part" in out
+    assert leftovers(cache) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="in-progress downloads are told apart by flock")
+def test_a_download_in_progress_is_not_removed(cache):
+    import fcntl
+
+    cache.mkdir()
+    busy = cache / ".tinyshakespeare.txt.busy.part"
+    with open(busy, "wb") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        state = dict(download.status())["tinyshakespeare"]
+        assert busy.exists() and "in progress" in state
+    download.status()
+    assert not busy.exists()
+
+
+# ---------------------------------------------------------------- size caps
+
+
+class _Flood(http.server.BaseHTTPRequestHandler):
+    """Answers any GET with ``total`` bytes, with or without a Content-Length header."""
+
+    protocol_version = "HTTP/1.0"
+    total = 0
+    announce = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if self.announce:
+            self.send_header("Content-Length", str(self.total))
+        self.end_headers()
+        block = b"x" * 65536
+        try:
+            for _ in range(self.total // len(block)):
+                self.wfile.write(block)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture
+def flood():
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(total: int, announce: bool) -> str:
+        handler = type("Flood", (_Flood,), {"total": total, "announce": announce})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _count_bytes_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every ``read`` on the HTTP responses that fetch opens."""
+    counted: list[int] = []
+    real = download.urllib.request.urlopen
+
+    def counting(*args, **kwargs):
+        response = real(*args, **kwargs)
+        read = response.read
+
+        def counted_read(*a, **k):
+            data = read(*a, **k)
+            counted.append(len(data))
+            return data
+
+        response.read = counted_read
+        return response
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", counting)
+    return counted
+
+
+@pytest.mark.parametrize("announce", [False, True], ids=["no-length", "content-length"])
+def test_download_stops_at_the_registered_size(flood, cache, monkeypatch, announce):
+    size = 256 * 1024
+    entry = replace(registry.REGISTRY["tinyshakespeare"], name="toy", filename="toy.txt", size=size)
+    monkeypatch.setitem(registry.REGISTRY, "toy", entry)
+    monkeypatch.setenv(download.MIRROR_ENV, flood(5 * size, announce))
+    counted = _count_bytes_read(monkeypatch)
+    with pytest.raises(DataError, match="than the 262,144 bytes expected"):
+        fetch("toy", progress=False)
+    assert sum(counted) <= size + 1  # 5x the size was on offer
+    assert leftovers(cache) == []
+
+
+def _toy_zip(site: Path, payload: bytes) -> None:
+    with zipfile.ZipFile(site / "pairs.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pairs/pairs.txt", payload)
+
+
+def test_zip_member_larger_than_registered_is_not_extracted(serve, cache, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    payload = b"hello\tbonjour\n" * 5000
+    _toy_zip(site, payload)
+    entry = replace(
+        registry.REGISTRY["eng-fra"],
+        name="toy",
+        filename="toy.txt",
+        url=serve(site) + "/pairs.zip",
+        archive_member="pairs/pairs.txt",
+        size=len(payload) // 5,
+    )
+    monkeypatch.setitem(registry.REGISTRY, "toy", entry)
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+    with pytest.raises(DataError, match="uncompressed, more than the 14,000 bytes registered"):
+        fetch("toy", progress=False)
+    assert leftovers(cache) == []
+
+
+def test_archive_download_is_capped(flood, cache, monkeypatch):
+    entry = replace(
+        registry.REGISTRY["eng-fra"], name="toy", filename="toy.txt", url=flood(1 << 20, False)
+    )
+    monkeypatch.setitem(registry.REGISTRY, "toy", entry)
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+    monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", 100_000)
+    counted = _count_bytes_read(monkeypatch)
+    with pytest.raises(DataError, match="the archive"):
+        fetch("toy", progress=False)
+    assert sum(counted) <= 100_001
+
+
 # ---------------------------------------------------------------- loaders (through the mirror)
 
 

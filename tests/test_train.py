@@ -462,3 +462,140 @@ def test_callback_stops_training_early() -> None:
     assert 0 < h.stopped_at < 500 and h.steps[-1] == h.stopped_at == seen[-1]
     assert seen == list(range(10, h.stopped_at + 1, 10))
     assert h.train_loss[-1] < 0.5 <= h.train_loss[-11]
+
+
+# ---------------------------------------------------------------------------- config checks
+@pytest.mark.parametrize(
+    ("field", "value", "valid"),
+    [
+        ("steps", 0, ">= 1"),
+        ("steps", 2.5, ">= 1"),
+        ("lr", 0.0, "> 0"),
+        ("lr", -1e-3, "> 0"),
+        ("lr", float("nan"), "finite"),
+        ("lr", float("inf"), "finite"),
+        ("weight_decay", -0.1, ">= 0"),
+        ("warmup_steps", -1, ">= 0"),
+        ("min_lr_ratio", -0.1, r"\[0, 1\]"),
+        ("min_lr_ratio", 1.5, r"\[0, 1\]"),
+        ("grad_clip", 0.0, "> 0"),
+        ("grad_clip", -1.0, "> 0"),
+        ("grad_clip", float("nan"), "> 0"),
+        ("accumulation_steps", 0, ">= 1"),
+        ("eval_every", -1, ">= 0"),
+        ("eval_batches", -1, ">= 0"),
+        ("log_every", 0, ">= 1"),
+        ("schedule", "linear", "constant, cosine, noam"),
+        ("d_model", 0, ">= 1"),
+    ],
+)
+def test_config_rejects_out_of_range_values(field: str, value, valid: str) -> None:
+    """Each field's message names the field and its valid range."""
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{field} must be .*{valid}"):
+        TrainConfig(**{"steps": 10, field: value})
+
+
+def test_grad_clip_zero_or_negative_no_longer_silently_breaks_training() -> None:
+    # grad_clip=0.0 used to scale every gradient to zero (training froze) and -1.0 to flip them
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="grad_clip"):
+            TrainConfig(steps=5, grad_clip=bad)
+    assert TrainConfig(steps=5, grad_clip=None).grad_clip is None
+
+
+def test_config_accepts_boundary_values_and_checks_the_cosine_warmup() -> None:
+    TrainConfig(steps=1, lr=1e-9, weight_decay=0.0, min_lr_ratio=0.0, eval_batches=0, log_every=1)
+    TrainConfig(steps=3, schedule="cosine", warmup_steps=2, min_lr_ratio=1.0)
+    with pytest.raises(ValueError, match="warmup_steps must be < steps"):
+        TrainConfig(steps=3, schedule="cosine", warmup_steps=3)
+
+
+# ---------------------------------------------------------------------------- no per-step sync
+_READS = ("item", "tolist", "__float__", "__bool__", "__int__", "cpu", "numpy")
+
+
+def test_the_loop_reads_device_values_only_at_log_points(monkeypatch) -> None:
+    """No host-device synchronisation per step: one transfer per log point, none in between."""
+    reads: list[str] = []
+    for name in _READS:
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _name=name, _original=original, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    x, y = _regression_problem()
+    model = nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.Linear(8, 1))
+    cfg = TrainConfig(steps=30, log_every=10, accumulation_steps=2, eval_batches=0, progress=False)
+    h = train(model, lambda s: (x, y), _mse, cfg)
+    assert len(h.train_loss) == len(h.grad_norm) == 30
+    assert reads == ["tolist"] * 3  # steps 10, 20, 30
+
+
+def test_log_every_changes_nothing_but_when_values_are_read() -> None:
+    x, y = _regression_problem()
+    results = []
+    for log_every in (1, 7, 100):
+        torch.manual_seed(0)
+        model = nn.Linear(5, 1)
+        cfg = TrainConfig(
+            steps=25, lr=0.05, log_every=log_every, eval_every=10, eval_batches=1, progress=False
+        )
+        results.append((train(model, lambda s: (x, y), _mse, cfg), model.weight.detach().clone()))
+    (h1, w1), *others = results
+    for h, w in others:
+        assert h.train_loss == h1.train_loss and h.grad_norm == h1.grad_norm
+        assert h.steps == list(range(1, 26)) and h.lr == h1.lr and h.val_loss == h1.val_loss
+        assert torch.equal(w, w1)
+
+
+def test_nan_loss_is_reported_with_its_step_at_the_next_log_point() -> None:
+    model = nn.Linear(2, 1)
+    calls = {"n": 0}
+
+    def loss_fn(m: nn.Module, batch) -> torch.Tensor:
+        calls["n"] += 1
+        value = float("nan") if calls["n"] == 2 else 1.0
+        return m.weight.sum() * 0 + value
+
+    cfg = TrainConfig(steps=50, log_every=5, progress=False, eval_batches=0)
+    with pytest.raises(FloatingPointError, match="at step 2:"):
+        train(model, lambda s: None, loss_fn, cfg)
+    assert calls["n"] == 5  # found at the first log point, not after 50 steps
+
+
+def test_default_optimizer_decays_matrices_only() -> None:
+    x, y = _regression_problem()
+    torch.manual_seed(0)
+    model = nn.Linear(5, 1)
+    bias_before = model.bias.detach().clone()
+    weight_before = model.weight.detach().clone()
+    # a constant loss: zero gradients, so AdamW's only change is the decoupled weight decay
+    zero_loss = lambda m, b: (m(b[0]) * 0).sum()  # noqa: E731
+    cfg = TrainConfig(steps=1, lr=0.1, weight_decay=0.5, eval_batches=0, progress=False)
+    train(model, lambda s: (x, y), zero_loss, cfg)
+    torch.testing.assert_close(model.weight.detach(), weight_before * (1 - 0.1 * 0.5))
+    assert torch.equal(model.bias.detach(), bias_before)
+
+
+def test_evaluate_uses_eval_mode_and_restores_the_mode_on_error() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    seen: list[tuple[bool, bool]] = []
+
+    def loss_fn(m: nn.Module, batch) -> torch.Tensor:
+        seen.append((m.training, torch.is_grad_enabled()))
+        return m(batch).sum()
+
+    model.train()
+    evaluate(model, lambda s: torch.ones(1, 2), loss_fn, 2)
+    assert seen == [(False, False)] * 2 and model.training
+
+    def failing(m: nn.Module, batch) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        evaluate(model, lambda s: torch.ones(1, 2), failing, 1)
+    assert model.training
+    with pytest.raises(ValueError, match="n_batches"):
+        evaluate(model, lambda s: torch.ones(1, 2), loss_fn, 0)

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from coursekit.exercises.registry import ExerciseFailure
 
-#: A known mistake for :func:`expect_close`: what it produces, and the hint that explains it.
-TensorMistake = tuple[torch.Tensor, str]
+#: A known mistake for :func:`expect_close`: what it produces (a tensor, or a function of no
+#: arguments that computes it only when needed), and the hint that explains it.
+TensorMistake = tuple[torch.Tensor | Callable[[], torch.Tensor], str]
 #: A known mistake for :func:`expect_number`: the value it gives, and the hint that explains it.
 NumberMistake = tuple[float, str]
 
@@ -91,6 +92,11 @@ def _mistake_hint(
     actual: torch.Tensor, mistakes: Sequence[TensorMistake], atol: float, rtol: float
 ) -> str | None:
     for produced, hint in mistakes:
+        if callable(produced):
+            try:
+                produced = produced()
+            except Exception:  # noqa: BLE001 - a mistake that cannot apply to this input
+                continue
         if _matches(actual, produced, atol, rtol):
             return hint
     return None
@@ -122,8 +128,13 @@ def expect_close(
     expected_t = _as_float64(expected)
     if not torch.isfinite(actual_t).all():
         bad = tuple(int(i) for i in (~torch.isfinite(actual_t)).nonzero()[0])
+        where = (
+            f"is {actual_t.item()}"
+            if actual_t.numel() == 1
+            else f"contains NaN or inf (first at index {bad})"
+        )
         raise ExerciseFailure(
-            f"{name} contains NaN or inf (first at index {bad}).",
+            f"{name} {where}.",
             hint=specific
             or hint
             or "A softmax over a row with only -inf, or a division by zero, gives NaN.",

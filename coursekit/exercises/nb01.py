@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -522,7 +523,7 @@ def check_sgns(answer: Any) -> None:
         name="sgns_loss",
         hint="-log σ(u·v) for the true context, minus Σ_k log σ(-n_k·v) for negatives, batch mean. "
         "F.logsigmoid is the stable way to take log σ.",
-        mistakes=[(fn(center, context, negatives), hint) for fn, hint in _SGNS_MISTAKES],
+        mistakes=[(partial(fn, center, context, negatives), hint) for fn, hint in _SGNS_MISTAKES],
     )
     # large scores must not overflow
     big = _sgns_reference(center * 30, context * 30, negatives * 30)

@@ -2,13 +2,104 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import torch
 from torch import nn
 
-from coursekit.exercises.expect import expect_close, expect_equal, expect_true
+from coursekit.exercises.expect import (
+    a_type,
+    as_number,
+    expect_callable,
+    expect_close,
+    expect_number,
+    show_number,
+)
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
 
 NB = "02"
+
+
+def _cell(kind: type[nn.Module], n_in: int, n_hidden: int, seed: int) -> Any:
+    """A reference PyTorch cell with seeded weights, leaving the learner's random state alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return kind(n_in, n_hidden)
+
+
+# ------------------------------------------------------------------------------------------
+# 02.1 one RNN step
+
+_Tensors = tuple[torch.Tensor, ...]
+
+
+def _rnn_reference(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    return torch.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
+
+
+def _rnn_untransposed(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    return torch.tanh(x @ W_ih + b_ih + h @ W_hh + b_hh)
+
+
+def _rnn_one_bias(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    return torch.tanh(x @ W_ih.T + b_ih + h @ W_hh.T)
+
+
+def _rnn_sigmoid(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    return torch.sigmoid(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
+
+
+def _rnn_no_tanh(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    return x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+
+
+_RNN_MISTAKES = [
+    (
+        _rnn_untransposed,
+        "PyTorch stores weights as (out, in): x (B, I) times W_ih (H, I) needs the transpose, "
+        "x @ W_ih.T (and h @ W_hh.T).",
+    ),
+    (_rnn_one_bias, "There are two biases, b_ih and b_hh: add both."),
+    (_rnn_sigmoid, "The vanilla RNN squashes with tanh (values in [-1, 1]), not sigmoid."),
+    (_rnn_no_tanh, "Apply tanh to the sum: h_new = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."),
+]
 
 
 @exercise(
@@ -18,13 +109,96 @@ NB = "02"
     asks="Implement rnn_step(x, h, W_ih, W_hh, b_ih, b_hh) = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)",
     difficulty=1,
     minutes=5,
+    reference=_rnn_reference,
+    wrong_answers={
+        "weights not transposed": _rnn_untransposed,
+        "forgets b_hh": _rnn_one_bias,
+        "sigmoid instead of tanh": _rnn_sigmoid,
+        "no nonlinearity": _rnn_no_tanh,
+    },
 )
-def check_rnn_step(answer) -> None:
-    torch.manual_seed(0)
-    ref = nn.RNNCell(4, 6)
-    x, h = torch.randn(3, 4), torch.randn(3, 6)
-    got = answer(x, h, ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh)
-    expect_close(got, ref(x, h).detach(), name="rnn_step", hint="Weights are (out, in): use W.T.")
+def check_rnn_step(answer: Any) -> None:
+    """Equals torch.nn.RNNCell, with square weights (input size = hidden size) and with 4 -> 6.
+
+    Rejects untransposed weights (the square case makes them a wrong value, not a shape error),
+    a missing bias, sigmoid instead of tanh, and no nonlinearity.
+    """
+    expect_callable(answer, name="rnn_step")
+    g = torch.Generator().manual_seed(0)
+    for n_in, n_hidden in [(5, 5), (4, 6)]:
+        ref = _cell(nn.RNNCell, n_in, n_hidden, seed=n_in)
+        x, h = torch.randn(3, n_in, generator=g), torch.randn(3, n_hidden, generator=g)
+        weights = (ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh)
+        weights = tuple(w.detach() for w in weights)
+        got = answer(x, h, *weights)
+        expect_close(
+            got,
+            ref(x, h).detach(),
+            name=f"rnn_step with input size {n_in}, hidden size {n_hidden}",
+            hint="h_new = tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh): weights are (out, in).",
+            mistakes=[(partial(fn, x, h, *weights), hint) for fn, hint in _RNN_MISTAKES],
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# 02.2 an LSTM cell
+
+
+def _lstm(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+    *,
+    order: str = "ifgo",
+    input_gate: bool = True,
+    tanh_on_cell: bool = True,
+    swap_outputs: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    pre = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+    gates = dict(zip(order, pre.chunk(4, dim=-1), strict=True))
+    i, f, o = (torch.sigmoid(gates[name]) for name in "ifo")
+    g = torch.tanh(gates["g"])
+    c_new = f * c + (i * g if input_gate else g)
+    h_new = o * (torch.tanh(c_new) if tanh_on_cell else c_new)
+    return (c_new, h_new) if swap_outputs else (h_new, c_new)
+
+
+def _lstm_reference(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return _lstm(x, h, c, W_ih, W_hh, b_ih, b_hh)
+
+
+def _lstm_ifog(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _lstm(*args, order="ifog")
+
+
+def _lstm_no_input_gate(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _lstm(*args, input_gate=False)
+
+
+def _lstm_no_tanh(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _lstm(*args, tanh_on_cell=False)
+
+
+def _lstm_swapped(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _lstm(*args, swap_outputs=True)
+
+
+_GATE_ORDER_HINT = (
+    "The 4H pre-activations hold the gates in the order i, f, g, o (PyTorch's order): "
+    "i, f, g, o = pre.chunk(4, dim=-1)."
+)
 
 
 @exercise(
@@ -34,23 +208,74 @@ def check_rnn_step(answer) -> None:
     asks="Implement lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh) -> (h_new, c_new), gates in order i, f, g, o",
     difficulty=2,
     minutes=15,
+    reference=_lstm_reference,
+    wrong_answers={
+        "gates in the order i, f, o, g": _lstm_ifog,
+        "c_new = f * c + g (no input gate)": _lstm_no_input_gate,
+        "h_new = o * c_new (no tanh)": _lstm_no_tanh,
+        "returns (c_new, h_new)": _lstm_swapped,
+    },
 )
-def check_lstm_step(answer) -> None:
-    torch.manual_seed(1)
-    ref = nn.LSTMCell(5, 7)
-    x, h, c = torch.randn(4, 5), torch.randn(4, 7), torch.randn(4, 7)
-    out = answer(x, h, c, ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh)
+def check_lstm_step(answer: Any) -> None:
+    """c_new then h_new equal torch.nn.LSTMCell's for a 5 -> 7 cell.
+
+    Rejects another gate order (i, f, o, g), a missing input gate, h_new without the tanh, and
+    the pair returned in the wrong order.
+    """
+    expect_callable(answer, name="lstm_step")
+    ref = _cell(nn.LSTMCell, 5, 7, seed=1)
+    g = torch.Generator().manual_seed(1)
+    x, h, c = (torch.randn(4, n, generator=g) for n in (5, 7, 7))
+    weights = tuple(w.detach() for w in (ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh))
+    out = answer(x, h, c, *weights)
     if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise ExerciseFailure("lstm_step should return a pair (h_new, c_new).")
-    h_ref, c_ref = ref(x, (h, c))
+        raise ExerciseFailure(
+            f"lstm_step should return a pair (h_new, c_new), not {a_type(out)}.",
+            hint="End with `return h_new, c_new`.",
+        )
+    h_ref, c_ref = (t.detach() for t in ref(x, (h, c)))
+    if (
+        isinstance(out[0], torch.Tensor)
+        and isinstance(out[1], torch.Tensor)
+        and out[0].shape == c_ref.shape
+        and torch.allclose(out[0], c_ref, atol=1e-5)
+        and torch.allclose(out[1], h_ref, atol=1e-5)
+    ):
+        raise ExerciseFailure(
+            "h_new and c_new are right but swapped.",
+            hint="Return the pair in the order (h_new, c_new).",
+        )
+
+    def wrong(
+        fn: Callable[..., tuple[torch.Tensor, torch.Tensor]], index: int
+    ) -> Callable[[], torch.Tensor]:
+        return lambda: fn(x, h, c, *weights)[index]
+
     expect_close(
         out[1],
-        c_ref.detach(),
+        c_ref,
         name="c_new",
         hint="c_new = f * c + i * g with i, f, o = sigmoid(...), g = tanh(...); chunk the 4H "
         "pre-activations in the order i, f, g, o.",
+        mistakes=[
+            (wrong(_lstm_ifog, 1), _GATE_ORDER_HINT),
+            (
+                wrong(_lstm_no_input_gate, 1),
+                "The input gate scales the candidate: c_new = f * c + i * g.",
+            ),
+        ],
     )
-    expect_close(out[0], h_ref.detach(), name="h_new", hint="h_new = o * tanh(c_new).")
+    expect_close(
+        out[0],
+        h_ref,
+        name="h_new",
+        hint="h_new = o * tanh(c_new).",
+        mistakes=[(wrong(_lstm_no_tanh, 0), "Squash the cell state: h_new = o * tanh(c_new).")],
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# 02.3 predict a gradient
 
 
 @exercise(
@@ -60,40 +285,129 @@ def check_lstm_step(answer) -> None:
     asks="A linear RNN h_t = 0.5 * h_{t-1} + x_t: what is the norm of dh_T/dh_{T-10} (a number)?",
     difficulty=1,
     minutes=5,
+    reference=0.5**10,
+    also_correct={"1 / 1024": 1 / 1024, "2 ** -10": 2**-10},
+    wrong_answers={
+        "nine factors, 0.5 ** 9": 0.5**9,
+        "eleven factors, 0.5 ** 11": 0.5**11,
+        "0.5 * 10 instead of 0.5 ** 10": 5.0,
+        "the inverse, 2 ** 10": 1024,
+        "rounded to 0.001": 0.001,
+        "a string": "0.5**10",
+    },
 )
-def check_vanishing(answer) -> None:
-    value = float(answer)
-    expect_true(
-        abs(value - 0.5**10) < 1e-6,
-        f"{value:g} is not right.",
+def check_vanishing(answer: Any) -> None:
+    """0.5^10 (within 0.1%): ten factors of the Jacobian 0.5.
+
+    Rejects off-by-one powers (0.5^9, 0.5^11), 0.5 * 10, the inverse 2^10, a rounded 0.001 and
+    a string.
+    """
+    expect_number(
+        answer,
+        0.5**10,
+        rel_tol=1e-3,
+        example="answer = 0.5 ** 3",
         hint="Each step back multiplies the gradient by the Jacobian dh_t/dh_{t-1} = 0.5.",
+        mistakes=[
+            (0.5**9, "From T-10 to T there are exactly 10 steps, so 10 factors of 0.5."),
+            (0.5**11, "From T-10 to T there are exactly 10 steps, so 10 factors of 0.5."),
+            (5.0, "Ten steps MULTIPLY the gradient by 0.5 ten times: a power, not a product."),
+            (0.5, "That is one step back; the question goes ten steps back."),
+            (2.0**10, "The factor per step is 0.5, so the gradient shrinks: 0.5 to the 10th."),
+            (
+                0.001,
+                "Close, but rounded: write the exact value as a power instead of a decimal.",
+            ),
+        ],
     )
+
+
+# ------------------------------------------------------------------------------------------
+# 02.4 the sequential bottleneck
+
+
+def _factor(value: Any, name: str) -> float:
+    return as_number(value, name=name, example="answer = (3, 0.5)")
 
 
 @exercise(
     "02.4",
     notebook=NB,
     title="Predict: the sequential bottleneck",
-    asks="How many dependent (one-after-another) steps does a layer need for a 512-token sequence: "
-    "answer (rnn_steps, attention_steps)",
+    asks="Going from 512 to 1,024 tokens, by what factor grows the number of dependent "
+    "(one-after-another) steps of one layer: answer (rnn_factor, attention_factor)",
     difficulty=1,
     minutes=5,
+    reference=(2, 1),
+    also_correct={"floats": (2.0, 1.0), "a list": [2, 1]},
+    wrong_answers={
+        "step counts instead of factors, (512, 1)": (512, 1),
+        "attention's work instead of its steps, (2, 4)": (2, 4),
+        "attention grows linearly, (2, 2)": (2, 2),
+        "the RNN does not grow, (1, 1)": (1, 1),
+        "fractions that truncate to (2, 1)": (2.9, 1.4),
+        "a single number": 2,
+    },
 )
-def check_sequential(answer) -> None:
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        raise ExerciseFailure("Answer with a pair (rnn_steps, attention_steps).")
-    expect_equal(
-        int(answer[0]),
-        512,
-        name="rnn_steps",
-        hint="h_t needs h_{t-1}: one step per token, none can start early.",
+def check_sequential(answer: Any) -> None:
+    """(2, 1) exactly: the RNN's chain doubles with T; attention's few batched products do not depend on T.
+
+    Rejects step counts instead of factors, attention's T^2 work mistaken for its dependent
+    steps, an RNN that does not grow, and numbers that only truncate to the answer.
+    """
+    if (
+        isinstance(answer, (str, bytes))
+        or not isinstance(answer, (tuple, list))
+        or len(answer) != 2
+    ):
+        raise ExerciseFailure(
+            f"answer should be a pair (rnn_factor, attention_factor), not {a_type(answer)}.",
+            hint="Set answer = (rnn_factor, attention_factor), two numbers.",
+        )
+    rnn = _factor(answer[0], "rnn_factor")
+    attention = _factor(answer[1], "attention_factor")
+    count_hint = (
+        "Give the factor (steps at 1,024 tokens divided by steps at 512), not the number of steps."
     )
-    expect_equal(
-        int(answer[1]),
-        1,
-        name="attention_steps",
-        hint="Every position's output is one batched matrix product over all positions.",
-    )
+    if rnn != 2:
+        hints = {
+            1.0: "h_t needs h_{t-1}: one dependent step per token, so twice the tokens is a "
+            "chain twice as long.",
+            4.0: "The RNN's chain has one step per token (linear in T), not T^2.",
+            512.0: count_hint,
+            1024.0: count_hint,
+        }
+        raise ExerciseFailure(
+            f"rnn_factor = {show_number(rnn)} is not right.",
+            hint=hints.get(
+                rnn,
+                "One dependent step per token: divide the steps at 1,024 tokens by those at 512.",
+            ),
+        )
+    if attention != 1:
+        work = (
+            "Attention's WORK grows (its T x T scores: 4 times), but all positions are computed "
+            "in the same few batched matrix products, whatever T is: the number of steps that "
+            "must wait for each other does not change."
+        )
+        hints = {4.0: work, 2.0: work, 512.0: count_hint, 1024.0: count_hint}
+        raise ExerciseFailure(
+            f"attention_factor = {show_number(attention)} is not right.",
+            hint=hints.get(attention, work),
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# 02.5 explain the winner
+
+_WHY_NOT = {
+    "a": "More parameters do not change how the gradient flows back through time: look at "
+    "what multiplies the old cell state in dc_t/dc_{t-1}.",
+    "c": "A sigmoid's derivative is at most 1/4, smaller than tanh's (at most 1): that would "
+    "make gradients vanish faster, not slower.",
+    "d": "All three models were trained with the same learning rate and schedule (section 3); "
+    "a learning rate scales each update, it does not decide how far back the gradient reaches.",
+}
 
 
 @exercise(
@@ -104,17 +418,28 @@ def check_sequential(answer) -> None:
     "Answer with a letter",
     difficulty=2,
     minutes=5,
+    reference="b",
+    also_correct={"upper case": "B", "in parentheses": "(b)"},
+    wrong_answers={
+        "more parameters": "a",
+        "sigmoid derivatives": "c",
+        "learning rate": "d",
+        "two letters": "bc",
+    },
 )
-def check_why_lstm(answer) -> None:
-    letter = str(answer).strip().lower()
-    if letter not in "abcd" or len(letter) != 1:
-        raise ExerciseFailure("Answer with one letter: 'a', 'b', 'c' or 'd'.")
-    expect_equal(
-        letter,
-        "b",
-        name="your choice",
-        hint="Look at dc_t/dc_{t-1}: what multiplies the old cell state, and is there a tanh on the path?",
-    )
+def check_why_lstm(answer: Any) -> None:
+    """The letter b (any case, with or without parentheses): the additive cell path, f_t near 1.
+
+    Each wrong letter gets its own explanation; more than one letter is rejected.
+    """
+    letter = str(answer).strip().strip("()").strip().lower()
+    if len(letter) != 1 or letter not in "abcd":
+        raise ExerciseFailure(
+            f"Answer with one letter: 'a', 'b', 'c' or 'd' (you gave {answer!r}).",
+            hint='Set answer = "a" (with the quotes), for example.',
+        )
+    if letter != "b":
+        raise ExerciseFailure(f"({letter}) is not the mechanism.", hint=_WHY_NOT[letter])
 
 
 quiz_question(

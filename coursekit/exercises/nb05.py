@@ -70,30 +70,105 @@ def check_label_smoothing(answer) -> None:
     minutes=25,
 )
 def check_decoder_layer(answer) -> None:
-    from coursekit.models.transformer import DecoderLayer, TransformerConfig
+    import itertools
 
-    torch.manual_seed(7)
-    c = TransformerConfig(10, 10, d_model=16, n_heads=4, d_ff=32, dropout=0.0)
-    layer = DecoderLayer(c).eval()
-    y = torch.randn(2, 5, 16)
-    memory = torch.randn(2, 6, 16)
+    from coursekit.layers import BlockConfig, TransformerBlock
+
+    d = 16
+    with torch.random.fork_rng(devices=[]):  # leave the learner's random state alone
+        torch.manual_seed(7)
+        # the package's block as the 2017 decoder layer: post-norm, ReLU, cross-attention
+        config = BlockConfig(
+            d_model=d,
+            n_heads=4,
+            d_ff=32,
+            activation="relu",
+            norm_first=False,
+            cross_attention=True,
+        )
+        block = TransformerBlock(config).eval()
+        norms = (block.self_attn_norm, block.cross_attn_norm, block.ffn_norm)
+        with torch.no_grad():  # learned gamma and beta, different in each norm (not identity)
+            for norm in norms:
+                norm.weight.uniform_(0.5, 2.0)
+                norm.bias.normal_(0.0, 0.5)
+        y = torch.randn(2, 5, d)
+        memory = torch.randn(2, 6, d)
     src_valid = torch.ones(2, 6, dtype=torch.bool)
     src_valid[1, -2:] = False
+    padding = src_valid[:, None, None, :]
     parts = dict(
-        self_attn=layer.self_attn,
-        cross_attn=layer.cross_attn,
-        ffn=layer.ffn,
-        norm1=layer.res_self.norm,
-        norm2=layer.res_cross.norm,
-        norm3=layer.res_ffn.norm,
+        self_attn=block.self_attn,
+        cross_attn=block.cross_attn,
+        ffn=block.ffn,
+        norm1=norms[0],
+        norm2=norms[1],
+        norm3=norms[2],
     )
+    assert block.cross_attn is not None
+
+    def variant(order=norms, cross_mask=padding, residual=True, pre=False):
+        """The layer as a known wrong answer computes it."""
+        keep = 1.0 if residual else 0.0
+        sublayers = (
+            lambda h: block.self_attn(h, is_causal=True),
+            lambda h: block.cross_attn(h, memory, mask=cross_mask),
+            block.ffn,
+        )
+        h = y
+        for norm, f in zip(order, sublayers, strict=True):
+            h = h + f(norm(h)) if pre else norm(keep * h + f(h))
+        return h
+
+    def plain_norm(h):
+        return F.layer_norm(h, (d,))
+
     with torch.no_grad():
         got = answer(y, memory, src_valid, **parts)
-        expected = layer(y, memory, src_valid)
-        expect_shape(got, (2, 5, 16), name="the layer's output")
+        expected = block(y, is_causal=True, memory=memory, memory_mask=padding)
+        expect_shape(got, (2, 5, d), name="the layer's output")
         changed = y.clone()
         changed[:, 3] += 1.0
         later = answer(changed, memory, src_valid, **parts)
+        swapped = (
+            "The norms are in the wrong places: each sub-layer has its own LayerNorm "
+            "with its own learned gamma and beta: norm1 after the self-attention, norm2 after "
+            "the cross-attention, norm3 after the FFN."
+        )
+        mistakes = [
+            (
+                variant(pre=True),
+                "This is the pre-norm order, y + sublayer(norm(y)). The 2017 "
+                "decoder layer is post-norm: add each sub-layer's output to its input, then "
+                "normalise the sum: y = norm1(y + self_attn(y, is_causal=True)), and so on.",
+            ),
+            (
+                variant(order=(plain_norm,) * 3),
+                "You normalised without the learned scale and "
+                "shift (gamma and beta): use the LayerNorm modules you are given (norm1, norm2, "
+                "norm3), not a parameter-free layer_norm.",
+            ),
+            (
+                variant(cross_mask=None),
+                "The cross-attention also reads the source's padding "
+                "tokens: pass key_padding_mask=src_valid to cross_attn.",
+            ),
+            (
+                variant(cross_mask=~padding),
+                "The padding mask is inverted: here (as everywhere "
+                "in coursekit) True marks a real token that may be attended to; "
+                "torch.nn.MultiheadAttention uses the opposite convention.",
+            ),
+            (
+                variant(residual=False),
+                "Each sub-layer's input must be added back before the "
+                "norm (the residual connection): norm(y + sublayer(y)), not norm(sublayer(y)).",
+            ),
+        ] + [
+            (variant(order=order), swapped)
+            for order in itertools.permutations(norms)
+            if order != norms
+        ]
     expect_true(
         torch.allclose(later[:, :3], got[:, :3], atol=1e-5),
         "changing target position 3 changed the outputs at positions 0-2: the self-attention "
@@ -106,6 +181,7 @@ def check_decoder_layer(answer) -> None:
         name="the decoder layer's output",
         hint="Post-norm: y = norm1(y + self_attn(y, is_causal=True)); then y = norm2(y + "
         "cross_attn(y, memory, key_padding_mask=src_valid)); then y = norm3(y + ffn(y)).",
+        mistakes=mistakes,
     )
 
 

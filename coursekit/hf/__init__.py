@@ -1,0 +1,7 @@
+"""Weight converters from Hugging Face ``transformers`` models to coursekit models.
+
+``transformers`` is an optional dependency: it is imported only inside the converters, so the
+rest of the package works without it. Every converter carries every weight over (the two
+models have the same parameter count) and is tested against the original's outputs on models
+built offline from a config.
+"""
