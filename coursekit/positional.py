@@ -242,19 +242,33 @@ class RotaryEmbedding(nn.Module):
         if max_positions < 1:
             raise ValueError(f"max_positions must be positive, got {max_positions}.")
         self.head_dim, self.base, self.scale, self.interleaved = head_dim, base, scale, interleaved
+        dtype = torch.get_default_dtype()
         cos, sin = self._tables(max_positions)
-        self.register_buffer("cos", cos, persistent=False)
-        self.register_buffer("sin", sin, persistent=False)
+        self.register_buffer("cos", cos.to(dtype), persistent=False)
+        self.register_buffer("sin", sin.to(dtype), persistent=False)
 
     def _tables(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        theta = rope_frequencies(self.head_dim, base=self.base)  # float64 on the CPU
+        """float64 ``(n, head_dim / 2)`` cos and sin tables, computed on the CPU."""
+        theta = rope_frequencies(self.head_dim, base=self.base)
         angle = (torch.arange(n, dtype=torch.float64) / self.scale).unsqueeze(1) * theta
-        return torch.cos(angle).float(), torch.sin(angle).float()
+        return torch.cos(angle), torch.sin(angle)
+
+    def _refresh(self, n: int) -> None:
+        """Recompute the tables for ``n`` positions in float64, then cast to the buffers'
+        dtype before moving them (so no float64 tensor ever reaches a device without it)."""
+        cos, sin = self._tables(n)
+        self.cos = cos.to(self.cos.dtype).to(self.cos.device)
+        self.sin = sin.to(self.sin.dtype).to(self.sin.device)
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        # model.to(dtype) would cast the float32 tables and lose precision for float64 models:
+        # rebuild them from float64 in the new dtype instead.
+        super()._apply(fn, recurse)
+        self._refresh(self.cos.shape[0])
+        return self
 
     def _grow(self, n: int) -> None:
-        cos, sin = self._tables(max(n, 2 * self.cos.shape[0]))
-        self.cos = cos.to(self.cos.device, self.cos.dtype)
-        self.sin = sin.to(self.sin.device, self.sin.dtype)
+        self._refresh(max(n, 2 * self.cos.shape[0]))
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         t, d = x.shape[-2], x.shape[-1]

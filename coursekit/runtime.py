@@ -211,3 +211,17 @@ DEBUG_ENV = "COURSEKIT_DEBUG"
 def debug_checks() -> bool:
     """True when ``COURSEKIT_DEBUG=1``: run checks that would stall a GPU (value checks)."""
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+#: checks that read tensor values (e.g. token ids in range) run on CPU tensors, where reading
+#: costs nothing; set False to forbid them there too (the no-synchronisation test does).
+VALUE_CHECKS_ON_CPU = True
+
+
+def value_checks(device: torch.device) -> bool:
+    """Whether a check may read tensor values on ``device`` without stalling it.
+
+    On a GPU reading a value waits for every queued kernel, so such checks run there only with
+    ``COURSEKIT_DEBUG=1``; on the CPU they are free and on by default.
+    """
+    return (device.type == "cpu" and VALUE_CHECKS_ON_CPU) or debug_checks()

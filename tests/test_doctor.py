@@ -314,3 +314,104 @@ def test_cli_doctor_reports_problems_with_their_fix(monkeypatch, capsys):
     assert "no widget extension" in out and "pip install jupyterlab_widgets" in out
     monkeypatch.setattr(doctor, "CHECKS", (lambda: Finding("Python version", True, "3.11"),))
     assert doctor.main() == 0
+
+
+# -- never crashes, flags what it cannot write (issue "Nothing lost, nothing cryptic") ---------
+
+
+def _unavailable_device() -> str:
+    from coursekit.runtime import available_devices
+
+    return next(d for d in ("cuda", "mps", "xpu") if d not in available_devices())
+
+
+def test_environment_text_survives_a_bad_device_and_profile(monkeypatch):
+    monkeypatch.setenv("COURSEKIT_DEVICE", _unavailable_device())
+    monkeypatch.setenv("COURSEKIT_PROFILE", "lapotp")
+    text = doctor.environment_text()
+    assert "Device" in text and "see 'Compute device' below" in text
+    assert "see 'Speed and run profile' below" in text and "Data cache" in text
+
+
+def test_cli_doctor_reports_a_bad_device_and_profile(monkeypatch, capsys):
+    from coursekit.cli import main
+
+    monkeypatch.setenv("COURSEKIT_DEVICE", _unavailable_device())
+    monkeypatch.setenv("COURSEKIT_PROFILE", "lapotp")
+    monkeypatch.setattr(doctor, "CHECKS", (doctor.check_device, doctor.check_speed))
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "!! Compute device:" in out and "COURSEKIT_DEVICE" in out
+    assert "!! Speed and run profile:" in out and "'lapotp' is not a run profile" in out
+    assert out.count("fix: ") == 2
+
+
+@pytest.fixture
+def blocker(tmp_path):
+    """A regular file where a folder is expected (unwritable even for root)."""
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
+def test_data_cache_under_a_file_is_flagged(blocker, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_DATA_DIR", str(blocker / "cache"))
+    monkeypatch.delenv("COURSEKIT_DATA_MIRROR", raising=False)
+    monkeypatch.setattr(doctor, "_can_connect", lambda host, port=443, timeout=3.0: True)
+    finding = doctor.check_data()
+    assert not finding.ok and "cannot be written" in finding.message
+    assert str(blocker) in finding.message and "COURSEKIT_DATA_DIR" in finding.fix
+
+
+def test_read_only_data_cache_is_flagged(empty_cache, monkeypatch):
+    empty_cache.mkdir()
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(doctor.tempfile, "TemporaryFile", read_only)
+    finding = doctor.check_data(probe_network=False)
+    assert not finding.ok and "Read-only file system" in finding.message
+
+
+def test_unreadable_cached_file_is_reported(empty_cache, monkeypatch):
+    from coursekit.data import download
+    from coursekit.data.registry import REGISTRY
+
+    empty_cache.mkdir()
+    first = next(iter(REGISTRY.values()))
+    (empty_cache / first.filename).write_bytes(b"x" * first.size)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(download, "open", refuse, raising=False)
+    finding = doctor.check_data(probe_network=False)
+    assert not finding.ok and "cannot be read" in finding.message and finding.fix
+
+
+def test_progress_home_under_a_file_is_flagged(blocker, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_HOME", str(blocker / "home"))
+    finding = doctor.check_progress()
+    assert not finding.ok and "cannot be written" in finding.message
+    assert "COURSEKIT_HOME" in finding.fix
+
+
+@pytest.mark.parametrize(
+    ("content", "ok", "words"),
+    [
+        ({"schema": 2, "exercises": {}}, False, "newer coursekit (schema 2"),
+        ({"schema": "abc", "exercises": {}}, False, "invalid schema 'abc'"),
+        ({"schema": "1", "exercises": {"01": {"01.1": True}}}, True, "is readable"),
+        ({"exercises": {"01": {"01.1": "yes", "01.2": True}}}, False, "1 malformed entry"),
+    ],
+)
+def test_progress_file_problems_are_named(tmp_path, monkeypatch, content, ok, words):
+    monkeypatch.setenv("COURSEKIT_HOME", str(tmp_path))
+    path = tmp_path / "progress.json"
+    path.write_text(json.dumps(content))
+    before = path.read_bytes()
+    finding = doctor.check_progress()
+    assert finding.ok is ok and words in finding.message
+    assert ok or finding.fix
+    assert path.read_bytes() == before

@@ -219,3 +219,131 @@ def test_notebook01_checks_accept_reference_and_reject_wrong(monkeypatch) -> Non
 
     assert check("01.4", sgns)
     assert not check("01.4", naive)
+
+
+# --------------------------------------------------------------------------------------
+# Special tokens and the word vocabulary (one definition, re-exported where notebooks look)
+# --------------------------------------------------------------------------------------
+
+
+def test_special_tokens_are_defined_once() -> None:
+    import dataclasses
+
+    import coursekit.data.synthetic as synthetic
+    import coursekit.rnn.seq2seq as seq2seq
+    from coursekit.tokenize import (
+        BOS_ID,
+        EOS_ID,
+        PAD_ID,
+        SPECIAL_TOKENS,
+        UNK_ID,
+        SpecialTokens,
+        WordVocab,
+        word_detokenize,
+        word_tokenize,
+    )
+
+    assert (PAD_ID, BOS_ID, EOS_ID, UNK_ID) == (0, 1, 2, 3) == SPECIAL_TOKENS.ids
+    assert SPECIAL_TOKENS == SpecialTokens()
+    assert SPECIAL_TOKENS.tokens == ("<pad>", "<bos>", "<eos>", "<unk>")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SPECIAL_TOKENS.pad = 5  # type: ignore[misc]
+    # the old import paths are plain re-exports of the same objects
+    assert (synthetic.PAD_ID, synthetic.BOS_ID, synthetic.EOS_ID) == (PAD_ID, BOS_ID, EOS_ID)
+    assert seq2seq.WordVocab is WordVocab
+    assert seq2seq.tokenize is word_tokenize and seq2seq.detokenize is word_detokenize
+    assert (seq2seq.PAD, seq2seq.BOS, seq2seq.EOS, seq2seq.UNK) == SPECIAL_TOKENS.tokens
+    vocab = WordVocab(["x"])
+    assert vocab.itos[:4] == list(SPECIAL_TOKENS.tokens)
+    assert (vocab.pad_id, vocab.bos_id, vocab.eos_id, vocab.unk_id) == SPECIAL_TOKENS.ids
+
+
+def test_word_tokenize_and_vocab_behave_as_before() -> None:
+    from coursekit.tokenize import WordVocab, word_detokenize, word_tokenize
+
+    assert word_tokenize("Je l'ai vu.") == ["je", "l", "'", "ai", "vu", "."]
+    assert word_detokenize(word_tokenize("I don't know, Tom!")) == "i don't know, tom!"
+    assert word_detokenize(["(", "a", ")", "b", "%"]) == "(a) b%"
+    v = WordVocab.build(["a b b", "b c", "c"], min_freq=2)
+    assert v.itos == ["<pad>", "<bos>", "<eos>", "<unk>", "b", "c"] and len(v) == 6
+    ids = v.encode("B a c", add_bos=True)
+    assert ids == [1, 4, 3, 5, 2]
+    assert v.decode([0, *ids, 4]) == "b <unk> c"
+    assert v.tokens([1, 4, 0, 5, 2, 4]) == ["b", "c"]
+    assert WordVocab.build(["a a b"], min_freq=1, max_size=1).itos[4:] == ["a"]
+
+
+# --------------------------------------------------------------------------------------
+# Ids outside the vocabulary
+# --------------------------------------------------------------------------------------
+
+
+def _decoders():
+    from coursekit.tokenize import WordVocab
+
+    char = CharTokenizer.train("hello")
+    word = WordTokenizer.train("the cat sat")
+    bpe = _shared_bpe()
+    vocab = WordVocab(["the", "cat"])
+    return [
+        ("CharTokenizer.decode", char.decode, char.vocab_size),
+        ("WordTokenizer.decode", word.decode, word.vocab_size),
+        ("BPETokenizer.decode", bpe.decode, bpe.vocab_size),
+        ("BPETokenizer.token_str", lambda ids: bpe.token_str(ids[-1]), bpe.vocab_size),
+        ("WordVocab.decode", vocab.decode, len(vocab)),
+        ("WordVocab.tokens", vocab.tokens, len(vocab)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_decoding_an_id_outside_the_vocabulary_names_it(case: int) -> None:
+    who, decode, size = _decoders()[case]
+    for bad in (-1, size, size + 10):
+        with pytest.raises(ValueError, match=rf"{who}: id {bad} .* valid ids are 0\.\.{size - 1}"):
+            decode([0, bad])
+    decode([size - 1])  # the last id is fine
+
+
+def test_decoding_still_accepts_tensor_ids() -> None:
+    import torch
+
+    tok = CharTokenizer.train("hello")
+    assert tok.decode(torch.tensor(tok.encode("hole"))) == "hole"
+
+
+# --------------------------------------------------------------------------------------
+# Malformed tokenizer files
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ({"type": "coursekit-char", "version": 1}, "no 'chars'"),
+        ({"type": "coursekit-char", "version": 1, "chars": "abc"}, "'chars' should be a list"),
+        ({"type": "coursekit-char", "version": 1, "chars": [1, 2]}, "'chars' should be a list"),
+        ({"type": "coursekit-char", "version": 1, "chars": ["ab"]}, "'chars' is not a valid"),
+        ({"type": "coursekit-char", "version": 1, "chars": ["a", "a"]}, "'chars' is not a valid"),
+        ({"type": "coursekit-bpe", "version": 1}, "no 'merges'"),
+        ({"type": "coursekit-bpe", "version": 1, "merges": {"a": 1}}, "'merges' should be"),
+        ({"type": "coursekit-bpe", "version": 1, "merges": [[1]]}, "'merges' should be"),
+        ({"type": "coursekit-bpe", "version": 1, "merges": [["a", "b"]]}, "'merges' should be"),
+        ({"type": "coursekit-bpe", "version": 1, "merges": [[1, True]]}, "'merges' should be"),
+        ({"type": "coursekit-bpe", "version": 1, "merges": [[300, 1]]}, "'merges' is not a valid"),
+        (["coursekit-bpe", 1], "holds a JSON list"),
+        ("just a string", "holds a JSON str"),
+    ],
+)
+def test_malformed_tokenizer_files_raise_format_errors(tmp_path, content, problem: str) -> None:
+    path = tmp_path / "broken_tokenizer.json"
+    path.write_text(json.dumps(content), encoding="utf-8")
+    with pytest.raises(TokenizerFormatError, match=problem) as info:
+        load_tokenizer(path)
+    assert "broken_tokenizer.json" in str(info.value)
+
+
+def test_binary_file_is_a_format_error(tmp_path) -> None:
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(TokenizerFormatError, match="binary.json"):
+        load_tokenizer(path)

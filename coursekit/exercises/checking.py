@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import os
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,28 @@ def _explain(exc: BaseException) -> tuple[str, str | None]:
     )
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`evaluate` found: a pass, or what is wrong and a hint."""
+
+    passed: bool
+    message: str = ""
+    hint: str | None = None
+
+
+def evaluate(ex: Exercise, answer: Any) -> Outcome:
+    """Run the check of ``ex`` on ``answer`` without printing or recording anything."""
+    if answer is None:
+        return Outcome(False, "no answer yet.", "Replace `None` with your answer and run the cell.")
+    try:
+        _expect_kind(ex, answer)
+        ex.check(answer)
+    except Exception as exc:  # noqa: BLE001 - every failure is explained, never re-raised
+        message, hint = _explain(exc)
+        return Outcome(False, message, hint)
+    return Outcome(True)
+
+
 def check(
     exercise_id: str, answer: Any, *, strict: bool | None = None, record: bool = True
 ) -> bool:
@@ -101,25 +124,15 @@ def check(
         if strict:
             raise AssertionError(err.args[0]) from None
         return False
-    if answer is None:
-        message, hint = "no answer yet.", "Replace `None` with your answer and run the cell."
-        passed = False
-    else:
-        try:
-            _expect_kind(ex, answer)
-            ex.check(answer)
-            passed, message, hint = True, "", None
-        except Exception as exc:  # noqa: BLE001 - every failure is explained, never re-raised
-            passed = False
-            message, hint = _explain(exc)
+    outcome = evaluate(ex, answer)
     if record:
-        progress.record_exercise(ex.notebook, ex.id, passed)
-    if passed:
+        progress.record_exercise(ex.notebook, ex.id, outcome.passed)
+    if outcome.passed:
         print(f"✓ Exercise {ex.id} ({ex.title}): passed.")
         return True
-    print(f"✗ Exercise {ex.id} ({ex.title}): {message}")
-    if hint:
-        print(f"  Hint: {hint}")
+    print(f"✗ Exercise {ex.id} ({ex.title}): {outcome.message}")
+    if outcome.hint:
+        print(f"  Hint: {outcome.hint}")
     if strict:
-        raise AssertionError(f"Exercise {ex.id} failed its check: {message}")
+        raise AssertionError(f"Exercise {ex.id} failed its check: {outcome.message}")
     return False

@@ -210,9 +210,13 @@ def expect_number(
         raise ExerciseFailure(f"{name} is {got}, not a finite number.", hint=hint)
     if math.isclose(got, expected, rel_tol=rel_tol, abs_tol=abs_tol):
         return got
-    for produced, mistake_hint in mistakes:
-        if math.isclose(got, produced, rel_tol=max(rel_tol, 1e-6), abs_tol=abs_tol):
-            raise ExerciseFailure(f"{name} = {show_number(got)} is not right.", hint=mistake_hint)
+    near = [
+        (abs(got - produced), mistake_hint)
+        for produced, mistake_hint in mistakes
+        if math.isclose(got, produced, rel_tol=max(rel_tol, 1e-6), abs_tol=abs_tol)
+    ]
+    if near:
+        raise ExerciseFailure(f"{name} = {show_number(got)} is not right.", hint=min(near)[1])
     raise ExerciseFailure(f"{name} = {show_number(got)} is not right.", hint=hint)
 
 

@@ -26,8 +26,11 @@ def _flops_exact(n: int, k: int, m: int) -> int:
 
 _FLOPS_HINT = (
     "Each of the n*m outputs is a dot product of length k: k multiplications and k-1 additions, "
-    "so n*m*(2k-1) operations; counting k additions (as section 4 does) rounds this to 2nkm. "
-    "Both are accepted."
+    "n*m*(2k-1) in all, or 2nkm rounded as in section 4 (both pass)."
+)
+_MULTIPLICATIONS_ONLY_HINT = (
+    "You counted the multiplications only; each of the n*m outputs also needs k-1 additions: "
+    "n*m*(2k-1) in all, or 2nkm rounded as in section 4 (both pass)."
 )
 
 
@@ -66,20 +69,15 @@ def check_matmul_flops(answer: Any) -> None:
         matching = [c for c, value in counts.items() if got == value]
         if convention is not None and convention not in matching:
             raise ExerciseFailure(
-                f"{name} is {show_number(got)}, expected {counts[convention]} (your other answers use the "
-                f"{convention} count).",
+                f"{name} is {show_number(got)}, expected {counts[convention]} (your other "
+                f"answers use the {convention} count).",
                 hint=_FLOPS_HINT,
             )
         if not matching:
-            hint = _FLOPS_HINT
-            if got == n * k * m:
-                hint = (
-                    "You counted the multiplications only: each output also needs additions. "
-                    + hint
-                )
+            hint = _MULTIPLICATIONS_ONLY_HINT if got == n * k * m else _FLOPS_HINT
             raise ExerciseFailure(
-                f"{name} is {show_number(got)}, expected {counts['exact']} (exact) or {counts['rounded']} "
-                f"(2nkm).",
+                f"{name} is {show_number(got)}, expected {counts['exact']} (exact) or "
+                f"{counts['rounded']} (2nkm).",
                 hint=hint,
             )
         if convention is None and len(matching) == 1:

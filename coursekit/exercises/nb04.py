@@ -3,14 +3,85 @@
 from __future__ import annotations
 
 import math
+from functools import partial
+from typing import Any
 
 import torch
 
-from coursekit.exercises.expect import expect_close, expect_equal, expect_shape, expect_true
+from coursekit.exercises.expect import (
+    expect_callable,
+    expect_close,
+    expect_integer,
+    expect_number,
+)
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
 from coursekit.positional import alibi_bias, apply_rope, sinusoidal_encoding
 
 NB = "04"
+
+
+# ------------------------------------------------------------------------------------------
+# 04.1 the sinusoidal table
+
+
+def _sinusoidal(
+    n_positions: int,
+    d_model: int,
+    *,
+    exponent: str = "2i",
+    layout: str = "interleaved",
+    first: str = "sin",
+    start: int = 0,
+) -> torch.Tensor:
+    pos = torch.arange(start, start + n_positions, dtype=torch.float64)[:, None]
+    pairs = torch.arange(d_model // 2, dtype=torch.float64)
+    if exponent == "2i":
+        omega = 10000.0 ** (-2 * pairs / d_model)
+    else:  # "i": the pair index without its factor 2
+        omega = 10000.0 ** (-pairs / d_model)
+    sin, cos = torch.sin(pos * omega), torch.cos(pos * omega)
+    if first == "cos":
+        sin, cos = cos, sin
+    pe = torch.zeros(n_positions, d_model, dtype=torch.float64)
+    if layout == "interleaved":
+        pe[:, 0::2], pe[:, 1::2] = sin, cos
+    elif layout == "halves":
+        pe[:, : d_model // 2], pe[:, d_model // 2 :] = sin, cos
+    else:  # "channel": channel j uses its own index j in the exponent
+        channel = torch.arange(d_model, dtype=torch.float64)
+        angle = pos * 10000.0 ** (-channel / d_model)
+        pe = torch.where(channel.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return pe
+
+
+def _sinusoidal_reference(n_positions: int, d_model: int) -> torch.Tensor:
+    pos = torch.arange(n_positions, dtype=torch.float64)[:, None]
+    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    pe = torch.zeros(n_positions, d_model, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(pos * omega)
+    pe[:, 1::2] = torch.cos(pos * omega)
+    return pe
+
+
+_SIN_MISTAKES: list[tuple[dict[str, Any], str]] = [
+    (
+        {"layout": "halves"},
+        "Interleave: channel 2i holds the sine and channel 2i+1 the cosine of pair i "
+        "(pe[:, 0::2] and pe[:, 1::2]), not sines in the first half and cosines in the second.",
+    ),
+    (
+        {"exponent": "i"},
+        "The exponent is 2i/d for pair i (i = 0 .. d/2 - 1), i.e. the EVEN channel index over "
+        "d: torch.arange(0, d, 2) / d.",
+    ),
+    (
+        {"layout": "channel"},
+        "Both channels of a pair use the SAME angle pos / 10000^(2i/d): the cosine channel "
+        "2i+1 does not get its own frequency.",
+    ),
+    ({"first": "cos"}, "Sine on the even channels (2i), cosine on the odd ones (2i+1)."),
+    ({"start": 1}, "Positions start at 0: the first row is sin(0) = 0, cos(0) = 1."),
+]
 
 
 @exercise(
@@ -21,17 +92,100 @@ NB = "04"
     "channel 2i+1 = cos(...)",
     difficulty=1,
     minutes=10,
+    reference=_sinusoidal_reference,
+    wrong_answers={
+        "sines then cosines in halves": partial(_sinusoidal, layout="halves"),
+        "exponent i/d instead of 2i/d": partial(_sinusoidal, exponent="i"),
+        "a frequency per channel": partial(_sinusoidal, layout="channel"),
+        "cos on the even channels": partial(_sinusoidal, first="cos"),
+        "positions from 1": partial(_sinusoidal, start=1),
+    },
 )
-def check_sinusoidal(answer) -> None:
-    pe = answer(12, 8)
-    expect_shape(pe, (12, 8), name="my_sinusoidal(12, 8)")
-    expect_close(
-        pe.double(),
-        sinusoidal_encoding(12, 8, dtype=torch.float64),
-        name="my_sinusoidal(12, 8)",
-        atol=1e-5,
-        hint="Even channels take sin, odd ones cos, of the SAME angle pos / 10000^(2i/d) for the pair i.",
+def check_sinusoidal(answer: Any) -> None:
+    """Equals sinusoidal_encoding for (12, 8) and (5, 16).
+
+    Rejects sines and cosines in two halves, the exponent i/d instead of 2i/d, a frequency per
+    channel instead of per pair, sine and cosine swapped, and positions counted from 1.
+    """
+    expect_callable(answer, name="my_sinusoidal")
+    for n, d in [(12, 8), (5, 16)]:
+        pe = answer(n, d)
+        expect_close(
+            pe,
+            sinusoidal_encoding(n, d, dtype=torch.float64),
+            name=f"my_sinusoidal({n}, {d})",
+            atol=1e-5,
+            hint="Even channels take sin, odd ones cos, of the SAME angle pos / 10000^(2i/d) for "
+            "the pair i.",
+            mistakes=[(partial(_sinusoidal, n, d, **kw), hint) for kw, hint in _SIN_MISTAKES],
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# 04.2 RoPE by hand
+
+
+def _rope(
+    x: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    sign: float = 1.0,
+    pairs: str = "interleaved",
+    exponent: str = "2i",
+    ignore_positions: bool = False,
+) -> torch.Tensor:
+    d = x.shape[-1]
+    i = torch.arange(d // 2, dtype=torch.float64)
+    theta = 10000.0 ** (-(2 * i if exponent == "2i" else i) / d)
+    pos = torch.arange(x.shape[0]) if ignore_positions else positions
+    angle = sign * pos.double()[:, None] * theta
+    if pairs == "interleaved":
+        a, b = x[:, 0::2], x[:, 1::2]
+    else:
+        a, b = x[:, : d // 2], x[:, d // 2 :]
+    ra, rb = (
+        a * torch.cos(angle) - b * torch.sin(angle),
+        a * torch.sin(angle) + b * torch.cos(angle),
     )
+    out = torch.empty_like(x)
+    if pairs == "interleaved":
+        out[:, 0::2], out[:, 1::2] = ra, rb
+    else:
+        out[:, : d // 2], out[:, d // 2 :] = ra, rb
+    return out
+
+
+def _rope_reference(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    d = x.shape[-1]
+    theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    angle = positions.double()[:, None] * theta
+    a, b = x[:, 0::2], x[:, 1::2]
+    out = torch.empty_like(x)
+    out[:, 0::2] = a * torch.cos(angle) - b * torch.sin(angle)
+    out[:, 1::2] = a * torch.sin(angle) + b * torch.cos(angle)
+    return out
+
+
+_ROPE_MISTAKES: list[tuple[dict[str, Any], str]] = [
+    (
+        {"sign": -1.0},
+        "You rotated the other way: for the pair (a, b) at angle t the result is "
+        "(a cos t - b sin t, a sin t + b cos t).",
+    ),
+    (
+        {"pairs": "halves"},
+        "Pair neighbouring channels (2i, 2i+1), x[:, 0::2] with x[:, 1::2]; pairing channel i "
+        "with i + d/2 is another layout (GPT-NeoX's).",
+    ),
+    (
+        {"exponent": "i"},
+        "Pair i turns at 10000^(-2i/d): torch.arange(0, d, 2) / d in the exponent.",
+    ),
+    (
+        {"ignore_positions": True},
+        "Use the positions you are given (positions[t] for row t), not 0 .. T-1.",
+    ),
+]
 
 
 @exercise(
@@ -42,20 +196,81 @@ def check_sinusoidal(answer) -> None:
     "positions[t] * 10000^(-2i/d)",
     difficulty=2,
     minutes=15,
+    reference=_rope_reference,
+    wrong_answers={
+        "rotates the wrong way": partial(_rope, sign=-1.0),
+        "pairs channel i with i + d/2": partial(_rope, pairs="halves"),
+        "exponent i/d": partial(_rope, exponent="i"),
+        "ignores positions (uses 0 .. T-1)": partial(_rope, ignore_positions=True),
+    },
 )
-def check_rope(answer) -> None:
+def check_rope(answer: Any) -> None:
+    """Equals apply_rope for x (6, 8) at positions 3, 0, 7, 1, 1, 10 (not 0 .. T-1).
+
+    Rejects rotating the wrong way, pairing channel i with i + d/2, the exponent i/d, and
+    ignoring the positions given.
+    """
+    expect_callable(answer, name="my_rope")
     g = torch.Generator().manual_seed(4)
     x = torch.randn(6, 8, generator=g, dtype=torch.float64)
-    pos = torch.arange(6)
-    out = answer(x, pos)
-    expect_shape(out, (6, 8), name="my_rope(x, positions)")
+    pos = torch.tensor([3, 0, 7, 1, 1, 10])
+    out = answer(x.clone(), pos.clone())
     expect_close(
-        out.double(),
+        out,
         apply_rope(x, pos),
         name="my_rope(x, positions)",
-        atol=1e-6,
+        atol=1e-5,
         hint="For the pair (a, b) at angle t: (a cos t - b sin t, a sin t + b cos t).",
+        mistakes=[(partial(_rope, x, pos, **kw), hint) for kw, hint in _ROPE_MISTAKES],
     )
+
+
+# ------------------------------------------------------------------------------------------
+# 04.3 ALiBi by hand
+
+
+def _alibi(
+    n_heads: int,
+    t: int,
+    *,
+    first_h: int = 1,
+    sign: float = -1.0,
+    absolute: bool = True,
+    slopes_for: int | None = None,
+    reverse: bool = False,
+) -> torch.Tensor:
+    n = slopes_for or n_heads
+    slopes = torch.tensor([2.0 ** (-8.0 * h / n) for h in range(first_h, first_h + n_heads)])
+    if reverse:
+        slopes = slopes.flip(0)
+    idx = torch.arange(t)
+    distance = (idx[:, None] - idx[None, :]).float()
+    if absolute:
+        distance = distance.abs()
+    return sign * slopes[:, None, None] * distance
+
+
+def _alibi_reference(n_heads: int, t: int) -> torch.Tensor:
+    slopes = torch.tensor([2.0 ** (-8.0 * h / n_heads) for h in range(1, n_heads + 1)])
+    idx = torch.arange(t)
+    distance = (idx[:, None] - idx[None, :]).abs().float()
+    return -slopes[:, None, None] * distance
+
+
+_ALIBI_MISTAKES: list[tuple[dict[str, Any], str]] = [
+    (
+        {"first_h": 0},
+        "h runs from 1 to n_heads: the first slope is 2^(-8/n), not 2^0 = 1.",
+    ),
+    ({"sign": 1.0}, "The bias is a PENALTY: -m_h |i - j|, negative away from the diagonal."),
+    ({"absolute": False}, "Use the distance |i - j| (symmetric), not i - j."),
+    (
+        {"slopes_for": 8},
+        "The slopes depend on the number of heads n: 2^(-8h/n), not the 8-head values "
+        "1/2, 1/4, ... for every n.",
+    ),
+    ({"reverse": True}, "Head 1 gets the largest slope 2^(-8/n); the slopes then shrink."),
+]
 
 
 @exercise(
@@ -66,18 +281,36 @@ def check_rope(answer) -> None:
     "m_h = 2^(-8 h / n_heads), h = 1..n_heads",
     difficulty=2,
     minutes=10,
+    reference=_alibi_reference,
+    wrong_answers={
+        "h from 0": partial(_alibi, first_h=0),
+        "positive bias": partial(_alibi, sign=1.0),
+        "i - j without the absolute value": partial(_alibi, absolute=False),
+        "the 8-head slopes for every n": partial(_alibi, slopes_for=8),
+        "slopes in reverse order": partial(_alibi, reverse=True),
+    },
 )
-def check_alibi(answer) -> None:
-    for n in (4, 8):
+def check_alibi(answer: Any) -> None:
+    """Equals alibi_bias for 4, 8 and 2 heads over 5 positions.
+
+    Rejects slopes counted from h = 0, in reverse or fixed at the 8-head values, a positive
+    bias, and i - j without the absolute value.
+    """
+    expect_callable(answer, name="my_alibi")
+    for n in (4, 8, 2):
         b = answer(n, 5)
-        expect_shape(b, (n, 5, 5), name=f"my_alibi({n}, 5)")
         expect_close(
-            b.float(),
+            b,
             alibi_bias(n, 5),
             name=f"my_alibi({n}, 5)",
             hint="Slopes are a geometric sequence starting (and multiplying) by 2^(-8/n); the "
             "bias is the slope times minus the distance |i - j|.",
+            mistakes=[(partial(_alibi, n, 5, **kw), hint) for kw, hint in _ALIBI_MISTAKES],
         )
+
+
+# ------------------------------------------------------------------------------------------
+# 04.4 predict a bucket
 
 
 @exercise(
@@ -88,19 +321,43 @@ def check_alibi(answer) -> None:
     "positions AFTER the query (relative position +3)?",
     difficulty=1,
     minutes=5,
+    reference=19,
+    also_correct={"a float": 19.0},
+    wrong_answers={
+        "no offset for keys after the query": 3,
+        "offset of 32": 35,
+        "counted backwards": 13,
+        "off by one": 20,
+        "a fraction that truncates to the answer": 19.5,
+    },
 )
-def check_bucket(answer) -> None:
-    try:
-        value = int(answer)
-    except (TypeError, ValueError) as err:
-        raise ExerciseFailure("Answer with an integer bucket index.") from err
-    expect_equal(
-        value,
-        19,
-        name="bucket",
-        hint="Half the 32 buckets (16..31) are for keys after the query; distances below 8 get "
-        "their own bucket: 16 + distance.",
+def check_bucket(answer: Any) -> None:
+    """19: keys after the query use buckets 16..31, and a distance below 8 gets its own bucket, 16 + 3.
+
+    Rejects 3 (no offset), 35 (offset 32), 13, 20, and any non-integer.
+    """
+    value = expect_integer(answer, example="answer = 7")
+    if value == 19:
+        return
+    hints = {
+        3: "Bidirectional: half of the 32 buckets (16..31) are for keys AFTER the query, so "
+        "their index starts at 16.",
+        35: "32 buckets in all, shared by both directions: keys after the query start at "
+        "32 // 2 = 16.",
+        13: "Keys after the query are counted upwards from 16: 16 + distance.",
+    }
+    raise ExerciseFailure(
+        f"bucket {value} is not right.",
+        hint=hints.get(
+            value,
+            "Half the 32 buckets (16..31) are for keys after the query; distances below 8 get "
+            "their own bucket: 16 + distance.",
+        ),
     )
+
+
+# ------------------------------------------------------------------------------------------
+# 04.5 predict a RoPE score
 
 
 @exercise(
@@ -111,13 +368,46 @@ def check_bucket(answer) -> None:
     "q = k = (1, 0), d = 2, theta = 1, m = 3, n = 1 (a number)",
     difficulty=2,
     minutes=5,
+    reference=math.cos(2.0),
+    also_correct={"three decimals": -0.416, "cos(-2)": math.cos(-2.0)},
+    wrong_answers={
+        "angle m + n": math.cos(4.0),
+        "rotation ignored": 1.0,
+        "degrees instead of radians": math.cos(math.radians(2.0)),
+        "sine instead of cosine": math.sin(2.0),
+        "each rotation's cosine multiplied": math.cos(3.0) * math.cos(1.0),
+    },
 )
-def check_rope_dot(answer) -> None:
-    value = float(answer)
-    expect_true(
-        math.isclose(value, math.cos(2.0), abs_tol=1e-6),
-        f"{value:g} is not right.",
-        hint="Rotating q by 3 and k by 1 leaves an angle of m - n = 2 between them: cos(2).",
+def check_rope_dot(answer: Any) -> None:
+    """cos(2) (within 1e-3): rotating q by 3 and k by 1 leaves them at an angle of m - n = 2 radians.
+
+    Rejects cos(m + n), 1 (rotation ignored), cos of 2 degrees, sin(2), and cos(3) cos(1).
+    """
+    expect_number(
+        answer,
+        math.cos(2.0),
+        rel_tol=0.0,
+        abs_tol=1e-3,
+        example="answer = math.cos(0.5)",
+        hint="Rotating q by m and k by n leaves an angle of m - n between them; the dot product "
+        "of two unit vectors is the cosine of their angle.",
+        mistakes=[
+            (
+                math.cos(4.0),
+                "The rotations partly cancel: the angle between q and k is m - n, not m + n.",
+            ),
+            (1.0, "RoPE rotates q by m and k by n radians: they are no longer parallel."),
+            (
+                math.cos(math.radians(2.0)),
+                "Angles are in radians (theta = 1 per position): math.cos, not degrees.",
+            ),
+            (math.sin(2.0), "The dot product of two unit vectors is the COSINE of their angle."),
+            (
+                math.cos(3.0) * math.cos(1.0),
+                "Rotate both full vectors and take their dot product: (cos 3, sin 3) . "
+                "(cos 1, sin 1) has two terms.",
+            ),
+        ],
     )
 
 

@@ -2,13 +2,87 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from coursekit.exercises.expect import expect_close, expect_equal, expect_shape, expect_true
+from coursekit.exercises.expect import (
+    expect_callable,
+    expect_close,
+    expect_equal,
+    expect_number,
+    expect_shape,
+    expect_true,
+)
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
+
+# ------------------------------------------------------------------------------------------
+# 05.1 layer norm
+
+
+def _layer_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float = 1e-5,
+    *,
+    unbiased: bool = False,
+    eps_where: str = "inside",
+    dims: tuple[int, ...] | None = (-1,),
+    swap_affine: bool = False,
+) -> torch.Tensor:
+    dims = tuple(range(x.dim())) if dims is None else dims
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, keepdim=True, unbiased=unbiased)
+    if eps_where == "inside":
+        normed = (x - mean) / torch.sqrt(var + eps)
+    elif eps_where == "outside":
+        normed = (x - mean) / (torch.sqrt(var) + eps)
+    elif eps_where == "fixed":
+        normed = (x - mean) / torch.sqrt(var + 1e-5)
+    else:  # "none"
+        normed = (x - mean) / torch.sqrt(var)
+    return normed * bias + weight if swap_affine else normed * weight + bias
+
+
+def _layer_norm_reference(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    mean = x.mean(dim=-1, keepdim=True)
+    var = (x - mean).pow(2).mean(dim=-1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+_LN_MISTAKES: list[tuple[dict[str, Any], str]] = [
+    (
+        {"unbiased": True},
+        "Use the biased variance, dividing by d: x.var(-1, unbiased=False, keepdim=True) or "
+        "((x - mean) ** 2).mean(-1, keepdim=True). torch.var divides by d - 1 by default.",
+    ),
+    (
+        {"eps_where": "outside"},
+        "eps goes INSIDE the square root: sqrt(var + eps), not sqrt(var) + eps.",
+    ),
+    (
+        {"eps_where": "none"},
+        "Add eps to the variance before the square root; it matters when the variance is small.",
+    ),
+    ({"eps_where": "fixed"}, "Use the eps argument you are given, not a fixed 1e-5."),
+    (
+        {"dims": (0,)},
+        "Normalise each position over its features, the LAST dimension (dim=-1), not over the "
+        "batch.",
+    ),
+    (
+        {"dims": None},
+        "Take the mean and variance over the last dimension only (dim=-1, keepdim=True), "
+        "one per position, not over the whole tensor.",
+    ),
+    ({"swap_affine": True}, "Scale by weight (gamma), then add bias (beta)."),
+]
 
 
 @exercise(
@@ -18,21 +92,105 @@ from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_questio
     asks="Implement layer_norm(x, weight, bias, eps) over the last dimension",
     difficulty=1,
     minutes=10,
+    reference=_layer_norm_reference,
+    wrong_answers={
+        "unbiased variance": partial(_layer_norm, unbiased=True),
+        "eps outside the square root": partial(_layer_norm, eps_where="outside"),
+        "no eps": partial(_layer_norm, eps_where="none"),
+        "eps fixed at 1e-5": partial(_layer_norm, eps_where="fixed"),
+        "normalises over the batch (dim 0)": partial(_layer_norm, dims=(0,)),
+        "normalises over the whole tensor": partial(_layer_norm, dims=None),
+        "weight and bias swapped": partial(_layer_norm, swap_affine=True),
+    },
 )
-def check_layer_norm(answer) -> None:
+def check_layer_norm(answer: Any) -> None:
+    """Equals F.layer_norm for four inputs: eps 1e-5 and 0.5, a tiny-variance input, a single feature.
+
+    Rejects the unbiased variance, eps outside the square root, missing or fixed at 1e-5, the
+    wrong dimension (the batch, or the whole tensor), and weight and bias swapped.
+    """
+    expect_callable(answer, name="layer_norm")
     g = torch.Generator().manual_seed(5)
-    for shape in [(4, 8), (2, 3, 16), (1, 1)]:
-        x = torch.randn(*shape, generator=g) * 4 + 1
+    for shape, scale, eps in [
+        ((4, 8), 4.0, 1e-5),
+        ((2, 3, 16), 4.0, 0.5),
+        ((3, 8), 1e-3, 1e-5),
+        ((1, 1), 4.0, 1e-5),
+    ]:
+        x = torch.randn(*shape, generator=g) * scale + 1
         d = shape[-1]
         w, b = torch.randn(d, generator=g), torch.randn(d, generator=g)
-        got = answer(x, w, b, 1e-5)
+        got = answer(x.clone(), w, b, eps)
         expect_close(
             got,
-            F.layer_norm(x, (d,), w, b, 1e-5),
-            name=f"layer_norm of a {shape} input",
+            F.layer_norm(x, (d,), w, b, eps),
+            name=f"layer_norm of a {shape} input (std {scale:g}) with eps={eps:g}",
             hint="Mean and variance over the LAST dimension (keepdim=True); the variance is the "
             "biased one (divide by d, i.e. unbiased=False); eps goes inside the square root.",
+            mistakes=[
+                (partial(_layer_norm, x, w, b, eps, **kw), hint) for kw, hint in _LN_MISTAKES
+            ],
         )
+
+
+# ------------------------------------------------------------------------------------------
+# 05.3 label smoothing
+
+
+def _smoothed_ce(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    eps: float,
+    *,
+    others_only: bool = False,
+    swap: bool = False,
+    keep_full_nll: bool = False,
+    reduce: str = "mean",
+) -> torch.Tensor:
+    log_p = torch.log_softmax(logits, dim=-1)
+    nll = -log_p.gather(-1, target[:, None]).squeeze(-1)
+    k = logits.shape[-1]
+    if others_only:  # eps / (K - 1) on every WRONG class
+        uniform = (-log_p.sum(-1) - nll) / (k - 1)
+    else:
+        uniform = -log_p.mean(dim=-1)
+    if swap:
+        loss = eps * nll + (1 - eps) * uniform
+    elif keep_full_nll:
+        loss = nll + eps * uniform
+    else:
+        loss = (1 - eps) * nll + eps * uniform
+    return loss.sum() if reduce == "sum" else loss.mean()
+
+
+def _smoothed_ce_reference(logits: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+    log_p = torch.log_softmax(logits, dim=-1)
+    nll = -log_p.gather(-1, target[:, None]).squeeze(-1)
+    uniform = -log_p.mean(dim=-1)
+    return ((1 - eps) * nll + eps * uniform).mean()
+
+
+def _smoothed_ce_log_of_logits(
+    logits: torch.Tensor, target: torch.Tensor, eps: float
+) -> torch.Tensor:
+    log_p = torch.log(logits)  # the log of the logits, not log_softmax
+    nll = -log_p.gather(-1, target[:, None]).squeeze(-1)
+    return ((1 - eps) * nll + eps * -log_p.mean(dim=-1)).mean()
+
+
+_LS_MISTAKES: list[tuple[dict[str, Any], str]] = [
+    (
+        {"others_only": True},
+        "Spread eps / K over ALL K classes, the right one included (not eps / (K - 1) over the "
+        "wrong ones): the target is (1 - eps) * one_hot + eps / K.",
+    ),
+    ({"swap": True}, "The right class keeps 1 - eps; eps is what is spread uniformly."),
+    (
+        {"keep_full_nll": True},
+        "Scale the usual loss by (1 - eps): (1 - eps) * (-log p_y) + eps * mean_k(-log p_k).",
+    ),
+    ({"reduce": "sum"}, "Average over the N positions (.mean()), do not sum."),
+]
 
 
 @exercise(
@@ -42,13 +200,27 @@ def check_layer_norm(answer) -> None:
     asks="Implement the loss against (1 - eps) * one_hot + eps / K, averaged over positions",
     difficulty=2,
     minutes=15,
+    reference=_smoothed_ce_reference,
+    wrong_answers={
+        "eps / (K - 1) on the wrong classes only": partial(_smoothed_ce, others_only=True),
+        "eps and 1 - eps swapped": partial(_smoothed_ce, swap=True),
+        "nll not scaled by 1 - eps": partial(_smoothed_ce, keep_full_nll=True),
+        "sum over positions": partial(_smoothed_ce, reduce="sum"),
+        "log of the logits instead of log_softmax": _smoothed_ce_log_of_logits,
+    },
 )
-def check_label_smoothing(answer) -> None:
+def check_label_smoothing(answer: Any) -> None:
+    """A scalar equal to F.cross_entropy(..., label_smoothing=eps) for (N, K, eps) = (5, 7, 0.1), (12, 3, 0), (3, 50, 0.3).
+
+    Rejects eps / (K - 1) on the wrong classes only, eps and 1 - eps swapped, an unscaled
+    negative log-likelihood, a sum over positions, and the log of the logits.
+    """
+    expect_callable(answer, name="smoothed_cross_entropy")
     g = torch.Generator().manual_seed(6)
     for n, k, eps in [(5, 7, 0.1), (12, 3, 0.0), (3, 50, 0.3)]:
         logits = torch.randn(n, k, generator=g) * 2
         target = torch.randint(0, k, (n,), generator=g)
-        got = answer(logits, target, eps)
+        got = answer(logits.clone(), target.clone(), eps)
         expect_shape(
             got, (), name="the loss", hint="Return one number: the mean over the N positions."
         )
@@ -58,7 +230,75 @@ def check_label_smoothing(answer) -> None:
             name=f"loss with eps={eps}, K={k}",
             hint="Use log_softmax; the smoothed target puts eps/K on EVERY class (the right one "
             "too) plus 1 - eps on the right one.",
+            mistakes=[
+                (partial(_smoothed_ce, logits, target, eps, **kw), hint)
+                for kw, hint in _LS_MISTAKES
+            ],
         )
+
+
+# ------------------------------------------------------------------------------------------
+# 05.2 the decoder layer. Its check (below) belongs to the layer-API rewrite; only its reference
+# and wrong answers are registered here, in the layer's keyword-argument API.
+
+_Part = Callable[..., torch.Tensor]
+
+
+def _decoder_reference(
+    y: torch.Tensor,
+    memory: torch.Tensor,
+    src_valid: torch.Tensor,
+    *,
+    self_attn: _Part,
+    cross_attn: _Part,
+    ffn: _Part,
+    norm1: _Part,
+    norm2: _Part,
+    norm3: _Part,
+) -> torch.Tensor:
+    y = norm1(y + self_attn(y, is_causal=True))
+    y = norm2(y + cross_attn(y, memory, key_padding_mask=src_valid))
+    return norm3(y + ffn(y))
+
+
+def _decoder_not_causal(
+    y: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor, **parts: _Part
+) -> torch.Tensor:
+    y = parts["norm1"](y + parts["self_attn"](y))
+    y = parts["norm2"](y + parts["cross_attn"](y, memory, key_padding_mask=src_valid))
+    return parts["norm3"](y + parts["ffn"](y))
+
+
+def _decoder_pre_norm(
+    y: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor, **parts: _Part
+) -> torch.Tensor:
+    y = y + parts["self_attn"](parts["norm1"](y), is_causal=True)
+    y = y + parts["cross_attn"](parts["norm2"](y), memory, key_padding_mask=src_valid)
+    return y + parts["ffn"](parts["norm3"](y))
+
+
+def _decoder_no_padding_mask(
+    y: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor, **parts: _Part
+) -> torch.Tensor:
+    y = parts["norm1"](y + parts["self_attn"](y, is_causal=True))
+    y = parts["norm2"](y + parts["cross_attn"](y, memory))
+    return parts["norm3"](y + parts["ffn"](y))
+
+
+def _decoder_ffn_without_residual(
+    y: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor, **parts: _Part
+) -> torch.Tensor:
+    y = parts["norm1"](y + parts["self_attn"](y, is_causal=True))
+    y = parts["norm2"](y + parts["cross_attn"](y, memory, key_padding_mask=src_valid))
+    return parts["norm3"](parts["ffn"](y))
+
+
+def _decoder_self_attention_twice(
+    y: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor, **parts: _Part
+) -> torch.Tensor:
+    y = parts["norm1"](y + parts["self_attn"](y, is_causal=True))
+    y = parts["norm2"](y + parts["cross_attn"](y, is_causal=True))  # memory never read
+    return parts["norm3"](y + parts["ffn"](y))
 
 
 @exercise(
@@ -68,6 +308,14 @@ def check_label_smoothing(answer) -> None:
     asks="Chain masked self-attention, cross-attention and the FFN with residuals and LayerNorms",
     difficulty=3,
     minutes=25,
+    reference=_decoder_reference,
+    wrong_answers={
+        "no causal mask": _decoder_not_causal,
+        "pre-norm instead of post-norm": _decoder_pre_norm,
+        "cross-attention ignores padding": _decoder_no_padding_mask,
+        "no residual around the FFN": _decoder_ffn_without_residual,
+        "cross-attention over the target instead of the memory": _decoder_self_attention_twice,
+    },
 )
 def check_decoder_layer(answer) -> None:
     import itertools
@@ -185,6 +433,48 @@ def check_decoder_layer(answer) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------
+# 05.5 one step of beam search
+
+_BeamOut = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _beam_reference(scores: torch.Tensor, log_probs: torch.Tensor, k: int) -> _BeamOut:
+    v = log_probs.shape[-1]
+    total = (scores[:, None] + log_probs).flatten()
+    new_scores, flat = total.topk(k)
+    return new_scores, flat // v, flat % v
+
+
+def _beam_ignores_scores(scores: torch.Tensor, log_probs: torch.Tensor, k: int) -> _BeamOut:
+    v = log_probs.shape[-1]
+    best, flat = log_probs.flatten().topk(k)
+    return best + scores[flat // v], flat // v, flat % v
+
+
+def _beam_per_beam(scores: torch.Tensor, log_probs: torch.Tensor, k: int) -> _BeamOut:
+    best, token = (scores[:, None] + log_probs).max(dim=-1)  # one candidate per beam
+    order = best.argsort(descending=True)[:k]
+    return best[order], order, token[order]
+
+
+def _beam_swapped_index(scores: torch.Tensor, log_probs: torch.Tensor, k: int) -> _BeamOut:
+    v = log_probs.shape[-1]
+    new_scores, flat = (scores[:, None] + log_probs).flatten().topk(k)
+    return new_scores, flat % v, flat // v
+
+
+def _beam_lowest(scores: torch.Tensor, log_probs: torch.Tensor, k: int) -> _BeamOut:
+    v = log_probs.shape[-1]
+    new_scores, flat = (scores[:, None] + log_probs).flatten().topk(k, largest=False)
+    return new_scores, flat // v, flat % v
+
+
+def _beam_divides_by_k(scores: torch.Tensor, log_probs: torch.Tensor, k: int) -> _BeamOut:
+    new_scores, flat = (scores[:, None] + log_probs).flatten().topk(k)
+    return new_scores, flat // k, flat % k
+
+
 @exercise(
     "05.5",
     notebook="05",
@@ -192,13 +482,27 @@ def check_decoder_layer(answer) -> None:
     asks="From K beam scores and their (K, V) next-token log-probabilities, keep the best K",
     difficulty=3,
     minutes=20,
+    reference=_beam_reference,
+    wrong_answers={
+        "ignores the beams' scores": _beam_ignores_scores,
+        "best token of each beam only": _beam_per_beam,
+        "beam and token swapped (i % V, i // V)": _beam_swapped_index,
+        "keeps the lowest scores": _beam_lowest,
+        "divides the flat index by K instead of V": _beam_divides_by_k,
+    },
 )
-def check_beam_step(answer) -> None:
+def check_beam_step(answer: Any) -> None:
+    """The K best of the K x V candidates (beam score + token log-probability), best first, with beam = i // V and token = i % V, for (K, V) = (3, 7), (1, 5), (4, 4).
+
+    Rejects ignoring the beams' scores, one candidate per beam, beam and token swapped, the
+    lowest scores, and a flat index divided by K.
+    """
+    expect_callable(answer, name="beam_step")
     g = torch.Generator().manual_seed(8)
     for k, v in [(3, 7), (1, 5), (4, 4)]:
         scores = -torch.rand(k, generator=g) * 3
         log_probs = torch.log_softmax(torch.randn(k, v, generator=g), dim=-1)
-        out = answer(scores, log_probs, k)
+        out = answer(scores.clone(), log_probs.clone(), k)
         if not (isinstance(out, tuple) and len(out) == 3):
             raise ExerciseFailure(
                 "beam_step should return a tuple (new_scores, beam_index, token).",
@@ -206,15 +510,33 @@ def check_beam_step(answer) -> None:
             )
         new_scores, beam, token = out
         for name, t in (("new_scores", new_scores), ("beam_index", beam), ("token", token)):
-            expect_shape(t, (k,), name=name)
+            expect_shape(
+                t, (k,), name=name, hint="Each of the three has one entry per kept beam: (K,)."
+            )
         total = scores[:, None] + log_probs
         best, flat = total.flatten().topk(k)
         expect_close(
             new_scores,
             best,
-            name="new_scores",
+            name=f"new_scores (K={k}, V={v})",
             hint="Add each beam's score to its row of log-probabilities, flatten the (K, V) "
             "table and take the top K, best first.",
+            mistakes=[
+                (
+                    lambda: _beam_ignores_scores(scores, log_probs, k)[0],  # noqa: B023
+                    "Add each beam's running score to its row first (scores[:, None] + "
+                    "log_probs): a token is ranked by the score of the whole hypothesis.",
+                ),
+                (
+                    lambda: _beam_per_beam(scores, log_probs, k)[0],  # noqa: B023
+                    "Rank all K x V candidates together (flatten the table): a strong beam may "
+                    "supply several of the best K, a weak one none.",
+                ),
+                (
+                    lambda: _beam_lowest(scores, log_probs, k)[0],  # noqa: B023
+                    "Keep the LARGEST scores: log-probabilities are <= 0 and higher is better.",
+                ),
+            ],
         )
         expect_equal(
             [(int(b), int(t)) for b, t in zip(beam, token, strict=True)],
@@ -224,6 +546,12 @@ def check_beam_step(answer) -> None:
         )
 
 
+# ------------------------------------------------------------------------------------------
+# 05.4 predict the peak learning rate
+
+_PEAK = 512**-0.5 * 4000**-0.5
+
+
 @exercise(
     "05.4",
     notebook="05",
@@ -231,19 +559,42 @@ def check_beam_step(answer) -> None:
     asks="The noam schedule's largest rate for d_model=512 and warmup=4000 (a number)",
     difficulty=1,
     minutes=5,
+    reference=_PEAK,
+    also_correct={"rounded to 7.0e-4": 7.0e-4},
+    wrong_answers={
+        "d_model^-0.5 only": 512**-0.5,
+        "warmup^-0.5 only": 4000**-0.5,
+        "the rate at step 1": 512**-0.5 * 4000**-1.5,
+        "d_model^+0.5": 512**0.5 * 4000**-0.5,
+        "a guess of 1e-3": 1e-3,
+        "a string": "7e-4",
+    },
 )
-def check_peak_lr(answer) -> None:
-    if not isinstance(answer, (int, float)):
-        raise ExerciseFailure(
-            f"answer should be a number, got {type(answer).__name__}.",
-            hint="Set answer = <your number>, e.g. answer = 1e-3.",
-        )
-    peak = 512**-0.5 * 4000**-0.5
-    expect_true(
-        math.isclose(float(answer), peak, rel_tol=0.02),
-        f"{answer} is not the peak rate.",
+def check_peak_lr(answer: Any) -> None:
+    """d_model^-0.5 * warmup^-0.5 within 2%, where the two branches of the min() meet (step = warmup).
+
+    Rejects either factor alone, the rate at step 1, d_model^+0.5, a guess of 1e-3 and a string.
+    """
+    expect_number(
+        answer,
+        _PEAK,
+        rel_tol=0.02,
+        example="answer = 1e-3",
         hint="The two branches of the min() meet at step = warmup; evaluate "
         "d_model^-0.5 * warmup^-0.5 there.",
+        mistakes=[
+            (
+                512**-0.5,
+                "You have d_model^-0.5 alone: at the peak, step = warmup, the min() is "
+                "warmup^-0.5; multiply by it.",
+            ),
+            (4000**-0.5, "Multiply by d_model^-0.5 as well: lr = d_model^-0.5 * min(...)."),
+            (
+                512**-0.5 * 4000**-1.5,
+                "That is the rate at step 1; it grows linearly until step = warmup.",
+            ),
+            (512**0.5 * 4000**-0.5, "d_model enters as d_model^-0.5 = 1 / sqrt(512)."),
+        ],
     )
 
 

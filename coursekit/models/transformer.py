@@ -27,7 +27,7 @@ from torch import nn
 from coursekit.attention import KVCache
 from coursekit.layers import Activation, BlockConfig, FeedForward, NormKind, TransformerBlock, make_norm
 from coursekit.positional import SinusoidalPositionalEncoding
-from coursekit.runtime import debug_checks
+from coursekit.runtime import value_checks
 from coursekit.train.losses import cross_entropy_loss
 
 __all__ = [
@@ -144,7 +144,7 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int, *, what: str = "token id
     """
     if ids.dim() != 2 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
         raise ValueError(f"expected (B, T) integer {what}, got {ids.dtype} {tuple(ids.shape)}.")
-    if ids.numel() and (ids.device.type == "cpu" or debug_checks()):
+    if ids.numel() and value_checks(ids.device):
         low, high = int(ids.min()), int(ids.max())
         if low < 0 or high >= vocab_size:
             bad = high if high >= vocab_size else low
