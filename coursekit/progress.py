@@ -562,7 +562,8 @@ def _summary(info: ProgressFile, notebook: str | None) -> list[NotebookProgress]
 
 
 _SHORT_STATE = {
-    "newer": "the progress file was written by a newer coursekit; upgrade coursekit",
+    "newer": "the progress file was written by a newer coursekit (schema {schema!r}); "
+    "upgrade coursekit",
     "invalid-schema": "the progress file has an invalid schema; see the message above",
     "corrupt": "the progress file is corrupt; see the message above",
     "unreadable": "the progress file cannot be read; see the message above",
@@ -629,7 +630,8 @@ def progress_table(notebook: str | None = None) -> str:
                 f"  [{'x' if passed else ' '}] {ex_id:<8} {state:<9} {row.titles.get(ex_id, '')}"
             )
     if not info.usable:
-        lines.append(f"(your recorded progress is not shown: {_SHORT_STATE[info.state]})")
+        why = _SHORT_STATE[info.state].format(schema=info.schema)
+        lines.append(f"(your recorded progress is not shown: {why})")
     if not _enabled():
         lines.append(f"(recording is switched off: {DISABLE_ENV}={os.environ.get(DISABLE_ENV)})")
     return "\n".join(lines)

@@ -227,6 +227,18 @@ def test_model_config_is_stored_and_a_different_one_is_refused(tmp_path: Path) -
     load_checkpoint(path, _Attn(_Config()))  # the same config loads
 
 
+def test_the_scratch_switch_is_not_a_config_difference(tmp_path: Path) -> None:
+    model = nn.Linear(4, 4)
+    model.config = _DictConfig(d=4, scratch=False)  # type: ignore[assignment]
+    path = save_checkpoint(tmp_path / "m.safetensors", model)
+    twin = nn.Linear(4, 4)
+    twin.config = _DictConfig(d=4, scratch=True)  # type: ignore[assignment]
+    load_checkpoint(path, twin)  # the same weights, computed by the teaching kernels
+    twin.config = _DictConfig(d=5, scratch=True)  # type: ignore[assignment]
+    with pytest.raises(CheckpointMismatch, match="d: checkpoint has 4, model has 5"):
+        load_checkpoint(path, twin)
+
+
 def test_to_dict_configs_are_compared_too(tmp_path: Path) -> None:
     model = nn.Linear(4, 4)
     model.config = _DictConfig(kind="linear", layers=(1, 2))  # type: ignore[assignment]

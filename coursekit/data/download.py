@@ -36,7 +36,7 @@ import zipfile
 from pathlib import Path
 from typing import IO, Any
 
-from coursekit.data.registry import DataSet, get_dataset
+from coursekit.data.registry import REGISTRY, DataSet, get_dataset
 from coursekit.files import TMP_SUFFIX, atomic_write, checkout_root
 
 CACHE_ENV = "COURSEKIT_DATA_DIR"
@@ -388,8 +388,6 @@ def status(*, clean: bool = True) -> list[tuple[str, str]]:
     removed and the state says so; without it they are only reported. Never raises: a file or
     folder that cannot be read is a state that says why.
     """
-    from coursekit.data.registry import REGISTRY
-
     rows = []
     folder = cache_dir()
     for name, dataset in REGISTRY.items():

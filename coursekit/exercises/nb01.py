@@ -367,7 +367,7 @@ _NUM_CLASSES_HINT = (
     },
 )
 def check_one_hot(answer: Any) -> None:
-    """Equals the embedding look-up for ids of two shapes (one missing the largest ids); the weight is never indexed.
+    """Equals the embedding look-up for three batches of ids (one without the largest ids); the weight is never indexed.
 
     The weight passed in records indexing (weight[ids], index_select, F.embedding, gather):
     any of them fails the exercise, which asks for the one-hot product.

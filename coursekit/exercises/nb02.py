@@ -32,8 +32,6 @@ def _cell(kind: type[nn.Module], n_in: int, n_hidden: int, seed: int) -> Any:
 # ------------------------------------------------------------------------------------------
 # 02.1 one RNN step
 
-_Tensors = tuple[torch.Tensor, ...]
-
 
 def _rnn_reference(
     x: torch.Tensor,
@@ -334,8 +332,8 @@ def _factor(value: Any, name: str) -> float:
     "02.4",
     notebook=NB,
     title="Predict: the sequential bottleneck",
-    asks="Going from 512 to 1,024 tokens, by what factor grows the number of dependent "
-    "(one-after-another) steps of one layer: answer (rnn_factor, attention_factor)",
+    asks="From 512 to 1,024 tokens, by what factor does the number of dependent "
+    "(one-after-another) steps of one layer grow: answer (rnn_factor, attention_factor)",
     difficulty=1,
     minutes=5,
     reference=(2, 1),

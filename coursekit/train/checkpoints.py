@@ -28,6 +28,7 @@ from coursekit.train.history import History
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "CONFIG_FIELDS_NOT_COMPARED",
     "Checkpoint",
     "CheckpointError",
     "CheckpointMismatch",
@@ -42,6 +43,10 @@ CHECKPOINT_FORMAT = "coursekit-checkpoint-v1"
 # optimizer param-group keys that choose an implementation, not a result: the running
 # optimizer's own values are kept when loading (a fused run may resume on a foreach one)
 _IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable", "differentiable")
+
+#: model-config fields that choose how the same weights are computed, not which weights: the
+#: models' ``scratch`` switch (teaching kernels vs PyTorch's fused ones) may differ on loading
+CONFIG_FIELDS_NOT_COMPARED: tuple[str, ...] = ("scratch",)
 
 
 class CheckpointError(RuntimeError):
@@ -444,7 +449,12 @@ def load_checkpoint(
             )
     config = model_config_dict(model)
     if strict_config and parsed.model_config is not None and config is not None:
-        diffs = _differences(parsed.model_config, config, other="model has")
+        skip = CONFIG_FIELDS_NOT_COMPARED
+        diffs = _differences(
+            {k: v for k, v in parsed.model_config.items() if k not in skip},
+            {k: v for k, v in config.items() if k not in skip},
+            other="model has",
+        )
         if diffs:
             raise CheckpointMismatch(
                 f"{path} was saved from a {parsed.model_class} with another config: "
