@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from coursekit.files import atomic_write_text
 from coursekit.timing import time_call
 
 __all__ = ["RESULTS", "machine", "save_results", "time_call"]
@@ -40,9 +40,6 @@ def save_results(name: str, title: str, rows: list[dict[str, Any]], *, notes: st
     """
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"name": name, "title": title, "notes": notes, "machine": machine(), "rows": rows}
-    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=1)
     target = RESULTS / f"{name}.json"
-    os.replace(tmp, target)
+    atomic_write_text(target, json.dumps(payload, indent=1) + "\n")
     return target

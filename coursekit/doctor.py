@@ -273,7 +273,7 @@ def check_widgets() -> Finding:
             "ipywidgets is not installed in the kernel's environment.",
             "`pip install ipywidgets` in the course environment, then restart the kernel.",
         )
-    import ipywidgets
+    import ipywidgets  # type: ignore[import-untyped]
 
     major = int(ipywidgets.__version__.split(".")[0])
     jupyter = shutil.which("jupyter")
@@ -464,7 +464,7 @@ def check_data(*, probe_network: bool = True) -> Finding:
         is_verified,
         mirror_location,
     )
-    from coursekit.data.registry import REGISTRY
+    from coursekit.data.registry import REGISTRY, DataSet
 
     cache = cache_dir()
     why = _unwritable(cache)
@@ -493,7 +493,10 @@ def check_data(*, probe_network: bool = True) -> Finding:
                 f"{MIRROR_ENV} points at {mirror}, which is not a folder.",
                 f"Point {MIRROR_ENV} at the folder that holds the data files, or unset it.",
             )
-    cached, in_mirror, corrupt, missing = [], [], [], []
+    cached: list[DataSet] = []
+    in_mirror: list[DataSet] = []
+    corrupt: list[DataSet] = []
+    missing: list[DataSet] = []
     for dataset in REGISTRY.values():
         path = cache / dataset.filename
         if path.exists():

@@ -40,9 +40,18 @@ def _hf_config(**kw):
     return transformers.BertConfig(**base)
 
 
+@torch.no_grad()
+def _perturb(model):
+    """Noise on every weight: transformers initialises biases to 0 and LayerNorms to (1, 0),
+    which would hide a bias or norm carried to the wrong place."""
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
 def _reference(cls, seed: int = 0, **kw):
     torch.manual_seed(seed)
-    return cls(_hf_config(**kw)).eval()
+    return _perturb(cls(_hf_config(**kw)).eval())
 
 
 def _inputs(padded: bool, b: int = 3, t: int = 12, seed: int = 1):
@@ -94,7 +103,7 @@ def test_default_segments_and_no_mask_match() -> None:
 
 def test_bert_model_without_pooler() -> None:
     torch.manual_seed(0)
-    hf = transformers.BertModel(_hf_config(), add_pooling_layer=False).eval()
+    hf = _perturb(transformers.BertModel(_hf_config(), add_pooling_layer=False).eval())
     ours = bert_from_hf(hf)
     assert ours.pooler is None and _n_params(ours) == _n_params(hf)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from coursekit.generate import generate
 from coursekit.rnn import (
     GRU,
     LSTM,
@@ -18,7 +19,6 @@ from coursekit.rnn import (
     hidden_gradient_norms,
     lm_loss,
 )
-from coursekit.generate import generate
 from coursekit.train import TrainConfig, train
 
 ATOL = 1e-5

@@ -22,8 +22,8 @@ A :class:`GPT` is a :class:`coursekit.generate.CausalLM` (``context_length``, ``
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 

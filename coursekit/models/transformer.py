@@ -25,9 +25,17 @@ import torch
 from torch import nn
 
 from coursekit.attention import KVCache
-from coursekit.layers import Activation, BlockConfig, FeedForward, NormKind, TransformerBlock, make_norm
+from coursekit.layers import (
+    Activation,
+    BlockConfig,
+    FeedForward,
+    NormKind,
+    TransformerBlock,
+    make_norm,
+)
 from coursekit.positional import SinusoidalPositionalEncoding
-from coursekit.runtime import value_checks
+from coursekit.runtime import eval_mode, value_checks
+from coursekit.tokenize import BOS_ID, EOS_ID, PAD_ID
 from coursekit.train.losses import cross_entropy_loss
 
 __all__ = [
@@ -62,9 +70,9 @@ class TransformerConfig:
     share_embeddings: bool = False  # one embedding for source and target (joint vocabulary)
     scale_embeddings: bool = True  # multiply embeddings by sqrt(d_model)
     max_positions: int = 1024
-    pad_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
+    pad_id: int = PAD_ID
+    bos_id: int = BOS_ID
+    eos_id: int = EOS_ID
     scratch: bool = False  # run the course's written-out norms and attention
 
     def __post_init__(self) -> None:
@@ -353,23 +361,20 @@ class Transformer(nn.Module):
                 module.scratch = scratch
         return self
 
-    @torch.no_grad()
     def cross_attention_weights(
         self, src: torch.Tensor, tgt_in: torch.Tensor, *, layer: int = -1
     ) -> torch.Tensor:
         """Cross-attention weights ``(B, H, T, S)`` of one decoder layer (teacher-forced)."""
         block = self.decoder.layers[layer]
         assert block.cross_attn is not None
-        was_training = self.training
-        self.eval()
         block.cross_attn.keep_weights = True
         try:
-            self(src, tgt_in)
+            with eval_mode(self):
+                self(src, tgt_in)
             weights = block.cross_attn.last_weights
         finally:
             block.cross_attn.keep_weights = False
             block.cross_attn.last_weights = None
-            self.train(was_training)
         assert weights is not None
         return weights
 
