@@ -74,7 +74,9 @@ class TorchTransformerLM(nn.Module):
         )
 
 
-def _tokens(vocab: int, batch: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _tokens(
+    vocab: int, batch: int, length: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     src = torch.randint(4, vocab, (batch, length), generator=g)
     tgt = torch.randint(4, vocab, (batch, length + 1), generator=g)
@@ -104,8 +106,15 @@ def bench_encoder_decoder(rounds: int) -> list[dict[str, object]]:
     torch.manual_seed(0)
     vocab, d, heads, layers, d_ff, batch, length = 1000, 256, 4, 4, 1024, 32, 64
     cfg = TransformerConfig(
-        vocab, vocab, d_model=d, n_heads=heads, n_encoder_layers=layers,
-        n_decoder_layers=layers, d_ff=d_ff, dropout=0.1, final_norm=True,
+        vocab,
+        vocab,
+        d_model=d,
+        n_heads=heads,
+        n_encoder_layers=layers,
+        n_decoder_layers=layers,
+        d_ff=d_ff,
+        dropout=0.1,
+        final_norm=True,
     )
     ours = Transformer(cfg)
     ref_core = nn.Transformer(d, heads, layers, layers, d_ff, dropout=0.1, batch_first=True)
@@ -149,10 +158,10 @@ def bench_causal_attention(rounds: int, lengths: list[int]) -> list[dict[str, ob
         x = torch.randn(batch, t, d, requires_grad=True)
         mask = nn.Transformer.generate_square_subsequent_mask(t)
 
-        def run_ours() -> None:
+        def run_ours(x: torch.Tensor = x) -> None:
             ours(x, is_causal=True).sum().backward()
 
-        def run_ref() -> None:
+        def run_ref(x: torch.Tensor = x, mask: torch.Tensor = mask) -> None:
             ref(x, x, x, attn_mask=mask, is_causal=True, need_weights=False)[0].sum().backward()
 
         times = _alternate({"coursekit": run_ours, "torch": run_ref}, rounds, warmup=2)
@@ -175,7 +184,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     enc = bench_encoder_decoder(args.rounds)
-    att = bench_causal_attention(max(args.rounds // 2, 3), [int(t) for t in args.lengths.split(",")])
+    att = bench_causal_attention(
+        max(args.rounds // 2, 3), [int(t) for t in args.lengths.split(",")]
+    )
     for row in enc + att:
         row["coursekit version"] = args.tag
         print(row)

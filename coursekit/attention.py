@@ -341,9 +341,7 @@ def fused_attention(
     if bias is not None:
         float_bias = bias.to(q.dtype)
         attn_mask = (
-            float_bias
-            if attn_mask is None
-            else float_bias.masked_fill(~attn_mask, float("-inf"))
+            float_bias if attn_mask is None else float_bias.masked_fill(~attn_mask, float("-inf"))
         )
     return F.scaled_dot_product_attention(
         q,
@@ -488,7 +486,9 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         if scale is not None and not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a positive number (None = 1/sqrt(d_head)), got {scale}.")
+            raise ValueError(
+                f"scale must be a positive number (None = 1/sqrt(d_head)), got {scale}."
+            )
         if n_heads < 1:
             raise ValueError(f"n_heads must be a positive integer, got {n_heads}.")
         if d_model < 1 or d_model % n_heads != 0:
@@ -545,8 +545,10 @@ class MultiHeadAttention(nn.Module):
             q = F.linear(x, w[: self.q_dim], None if b is None else b[: self.q_dim])
             kv = F.linear(context, w[self.q_dim :], None if b is None else b[self.q_dim :])
             k, v = kv.split([self.kv_dim, self.kv_dim], dim=-1)
-        return self._heads(q, self.n_heads), self._heads(k, self.n_kv_heads), self._heads(
-            v, self.n_kv_heads
+        return (
+            self._heads(q, self.n_heads),
+            self._heads(k, self.n_kv_heads),
+            self._heads(v, self.n_kv_heads),
         )
 
     # ---- the kernel ---------------------------------------------------------------------------
@@ -616,7 +618,9 @@ class MultiHeadAttention(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must be (B, T, d_model={self.d_model}), got {tuple(x.shape)}.")
         if context is not None and (
-            context.dim() != 3 or context.shape[-1] != self.d_model or context.shape[0] != x.shape[0]
+            context.dim() != 3
+            or context.shape[-1] != self.d_model
+            or context.shape[0] != x.shape[0]
         ):
             raise ValueError(
                 f"context must be (B={x.shape[0]}, Tk, d_model={self.d_model}), "
@@ -624,9 +628,14 @@ class MultiHeadAttention(nn.Module):
             )
         b, t_q, _ = x.shape
         if cache is not None and cache.static and cache.filled:
-            q = self._heads(F.linear(x, self.qkv_proj.weight[: self.q_dim],
-                                     None if self.qkv_proj.bias is None
-                                     else self.qkv_proj.bias[: self.q_dim]), self.n_heads)
+            q = self._heads(
+                F.linear(
+                    x,
+                    self.qkv_proj.weight[: self.q_dim],
+                    None if self.qkv_proj.bias is None else self.qkv_proj.bias[: self.q_dim],
+                ),
+                self.n_heads,
+            )
             k, v = cache.k, cache.v
             assert k is not None and v is not None
         else:
@@ -652,7 +661,9 @@ class MultiHeadAttention(nn.Module):
         if bias is not None:
             _check_bias(bias)
         want = return_weights or self.keep_weights
-        out, weights = self.attend(q, k, v, mask=mask, bias=bias, is_causal=is_causal, return_weights=want)
+        out, weights = self.attend(
+            q, k, v, mask=mask, bias=bias, is_causal=is_causal, return_weights=want
+        )
         if self.keep_weights and weights is not None:
             self.last_weights = weights.detach()
         out = self.out_proj(out.transpose(1, 2).reshape(b, t_q, self.d_model))
@@ -679,7 +690,11 @@ class MultiHeadAttention(nn.Module):
     def load_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy a ``torch.nn.MultiheadAttention``'s weights into this module (its packed
         ``in_proj`` has the same layout as ``qkv_proj``: queries, keys, values)."""
-        if mha.embed_dim != self.d_model or mha.num_heads != self.n_heads or self.n_kv_heads != self.n_heads:
+        if (
+            mha.embed_dim != self.d_model
+            or mha.num_heads != self.n_heads
+            or self.n_kv_heads != self.n_heads
+        ):
             raise ValueError(
                 f"nn.MultiheadAttention({mha.embed_dim}, {mha.num_heads}) does not match "
                 f"MultiHeadAttention(d_model={self.d_model}, n_heads={self.n_heads}, "

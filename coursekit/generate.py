@@ -122,7 +122,9 @@ def _ids(
 
 def _check_ids(ids: torch.Tensor, name: str) -> None:
     if ids.dim() != 2 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
-        raise ValueError(f"{name} must be (B, T) integer token ids, got {ids.dtype} {tuple(ids.shape)}.")
+        raise ValueError(
+            f"{name} must be (B, T) integer token ids, got {ids.dtype} {tuple(ids.shape)}."
+        )
     if ids.shape[0] == 0 or ids.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(ids.shape)}): give at least one token.")
 
@@ -224,7 +226,9 @@ def generate(
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
     if not repetition_penalty > 0:
-        raise ValueError(f"repetition_penalty must be positive (1 = none), got {repetition_penalty}.")
+        raise ValueError(
+            f"repetition_penalty must be positive (1 = none), got {repetition_penalty}."
+        )
     lm = _as_causal_lm(model)
     if max_context is None:
         max_context = lm.context_length
@@ -299,7 +303,12 @@ def greedy_decode(
 ) -> torch.Tensor:
     """Most likely token at each step. src ``(B, S)`` -> ids ``(B, L)``, ``L <= max_len``."""
     return _translate(
-        model, src, max_len, (bos_id, eos_id, pad_id), temperature=0.0, generator=None,
+        model,
+        src,
+        max_len,
+        (bos_id, eos_id, pad_id),
+        temperature=0.0,
+        generator=None,
         use_cache=use_cache,
     )
 

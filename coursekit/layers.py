@@ -399,7 +399,9 @@ class TransformerBlock(nn.Module):
         )
         if self.cross_attn is not None:
             if memory is None and not (memory_cache is not None and memory_cache.filled):
-                raise ValueError("this block has cross-attention: pass memory= (the encoder output).")
+                raise ValueError(
+                    "this block has cross-attention: pass memory= (the encoder output)."
+                )
             cross, cross_norm = self.cross_attn, self.cross_attn_norm
             assert cross_norm is not None
             x = self._branch(

@@ -204,7 +204,6 @@ def eval_mode(model: nn.Module, *, no_grad: bool = True) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-
 DEBUG_ENV = "COURSEKIT_DEBUG"
 
 

@@ -106,8 +106,17 @@ def test_layers_forward_backward(device: str, dtype: torch.dtype, scratch: bool)
     assert FeedForward(16, 32, activation="swiglu").to(device, dtype)(x).dtype == dtype
     for cfg in (
         BlockConfig(16, 4, 32, norm_first=False, activation="relu", scratch=scratch),
-        BlockConfig(16, 4, 32, norm="rms", activation="swiglu", bias=False, n_kv_heads=2,
-                    cross_attention=True, scratch=scratch),
+        BlockConfig(
+            16,
+            4,
+            32,
+            norm="rms",
+            activation="swiglu",
+            bias=False,
+            n_kv_heads=2,
+            cross_attention=True,
+            scratch=scratch,
+        ),
     ):
         block = TransformerBlock(cfg, rotary=RotaryEmbedding(4)).to(device, dtype)
         memory = torch.randn(2, 3, 16, device=device, dtype=dtype)
@@ -120,8 +129,9 @@ def test_layers_forward_backward(device: str, dtype: torch.dtype, scratch: bool)
 @pytest.mark.parametrize(("device", "dtype"), MATRIX)
 def test_transformer_forward_backward_and_loss(device: str, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
-    cfg = TransformerConfig(11, 13, d_model=16, n_heads=2, n_encoder_layers=1,
-                            n_decoder_layers=1, d_ff=32, dropout=0.0)
+    cfg = TransformerConfig(
+        11, 13, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32, dropout=0.0
+    )
     model = Transformer(cfg).to(device, dtype)
     src = torch.tensor([[4, 5, 6, 0], [7, 8, 9, 10]], device=device)
     tgt = torch.tensor([[1, 4, 5, 2, 0], [1, 6, 7, 8, 2]], device=device)

@@ -51,8 +51,11 @@ def test_empty_sequences_give_empty_outputs(tq: int, tk: int) -> None:
 
 
 def test_empty_sequences_through_the_models() -> None:
-    model = Transformer(TransformerConfig(9, 9, d_model=16, n_heads=2, n_encoder_layers=1,
-                                          n_decoder_layers=1, d_ff=32))
+    model = Transformer(
+        TransformerConfig(
+            9, 9, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32
+        )
+    )
     src = torch.randint(3, 9, (2, 4))
     assert model(src, torch.zeros(2, 0, dtype=torch.long)).shape == (2, 0, 9)
     block = TransformerBlock(BlockConfig(16, 2, 32))
@@ -99,8 +102,10 @@ def test_attention_arguments_are_checked(kwargs: dict, match: str) -> None:
         MultiHeadAttention(**kwargs)
 
 
-@pytest.mark.parametrize(("base", "scale"), [(0.0, 1.0), (-5.0, 1.0), (1.0, 1.0), (1e4, 0.0),
-                                              (1e4, -2.0), (float("nan"), 1.0)])
+@pytest.mark.parametrize(
+    ("base", "scale"),
+    [(0.0, 1.0), (-5.0, 1.0), (1.0, 1.0), (1e4, 0.0), (1e4, -2.0), (float("nan"), 1.0)],
+)
 def test_rope_base_and_scale_are_checked(base: float, scale: float) -> None:
     x = torch.randn(1, 4, 8)
     with pytest.raises(ValueError, match="RoPE (base|scale)"):
@@ -143,8 +148,16 @@ DOCUMENTED = (ValueError, TypeError)
     seed=st.integers(0, 10_000),
 )
 def test_property_attention_is_finite_or_raises_a_documented_error(
-    b: int, h: int, tq: int, tk: int, d: int, dv: int, dtype: torch.dtype, mask_kind: str,
-    bias: bool, seed: int,
+    b: int,
+    h: int,
+    tq: int,
+    tk: int,
+    d: int,
+    dv: int,
+    dtype: torch.dtype,
+    mask_kind: str,
+    bias: bool,
+    seed: int,
 ) -> None:
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(b, h, tq, d, generator=g).to(dtype)
@@ -184,8 +197,9 @@ def test_property_attention_is_finite_or_raises_a_documented_error(
     causal=st.booleans(),
     dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
 )
-def test_property_mha(n_heads: int, d_head: int, t: int, n_kv: int, causal: bool,
-                      dtype: torch.dtype) -> None:
+def test_property_mha(
+    n_heads: int, d_head: int, t: int, n_kv: int, causal: bool, dtype: torch.dtype
+) -> None:
     d = max(n_heads, 1) * d_head
     try:
         mha = MultiHeadAttention(d, n_heads, n_kv_heads=n_kv).to(dtype)

@@ -58,8 +58,9 @@ def test_the_guard_catches_a_read(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_encoder_decoder_training_step_reads_no_value(monkeypatch: pytest.MonkeyPatch) -> None:
     device = _device()
     torch.manual_seed(0)
-    cfg = TransformerConfig(20, 20, d_model=32, n_heads=4, n_encoder_layers=2,
-                            n_decoder_layers=2, d_ff=64, dropout=0.1)
+    cfg = TransformerConfig(
+        20, 20, d_model=32, n_heads=4, n_encoder_layers=2, n_decoder_layers=2, d_ff=64, dropout=0.1
+    )
     model = Transformer(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
     src = torch.randint(3, 20, (4, 9), device=device)

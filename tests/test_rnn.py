@@ -170,7 +170,9 @@ def test_language_model_learns_with_train_loop() -> None:
     assert out.shape == (1, 8)
     assert out[0, 3:].tolist() == [1, 5, 9, 2, 6]
     # the recurrent cache gives the same tokens as recomputing from the prompt every step
-    assert torch.equal(generate(model, torch.tensor([[3, 1, 4]]), 5, temperature=0, use_cache=False), out)
+    assert torch.equal(
+        generate(model, torch.tensor([[3, 1, 4]]), 5, temperature=0, use_cache=False), out
+    )
 
 
 def test_gradient_norms_shape_and_decay() -> None:

@@ -84,7 +84,9 @@ class TransformerConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"TransformerConfig.dropout must be in [0, 1), got {self.dropout}.")
         if self.max_positions < 1:
-            raise ValueError(f"TransformerConfig.max_positions must be positive, got {self.max_positions}.")
+            raise ValueError(
+                f"TransformerConfig.max_positions must be positive, got {self.max_positions}."
+            )
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} "
@@ -173,7 +175,9 @@ class TransformerStack(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(n_layers))
         self.norm = (
-            make_norm(config.norm, config.d_model, config.eps, bias=config.bias, scratch=config.scratch)
+            make_norm(
+                config.norm, config.d_model, config.eps, bias=config.bias, scratch=config.scratch
+            )
             if final_norm and n_layers
             else None
         )
