@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from coursekit.files import checkout_root
+
 Profile = Literal["smoke", "laptop", "gpu"]
 PROFILES: tuple[str, ...] = ("smoke", "laptop", "gpu")
 PROFILE_ENV = "COURSEKIT_PROFILE"
@@ -162,10 +164,34 @@ def display_path(path: str | os.PathLike[str]) -> str:
     return str(resolved)
 
 
+DATA_DIR_ENV = "COURSEKIT_DATA_DIR"
+DATA_MIRROR_ENV = "COURSEKIT_DATA_MIRROR"
+
+
+def data_cache_dir() -> Path:
+    """The folder for verified data files: ``COURSEKIT_DATA_DIR``, else ``data/cache`` in the
+    course checkout, else ``~/.cache/coursekit`` (not created here)."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    checkout = checkout_root()
+    if checkout is not None:
+        return checkout / "data" / "cache"
+    return Path.home() / ".cache" / "coursekit"
+
+
+def data_mirror() -> str | None:
+    """The mirror folder or URL from ``COURSEKIT_DATA_MIRROR``, or None."""
+    value = os.environ.get(DATA_MIRROR_ENV, "").strip()
+    if not value:
+        return None
+    if value.startswith(("http://", "https://", "file://")):
+        return value.rstrip("/")
+    return str(Path(value).expanduser().resolve())
+
+
 def environment_report() -> EnvironmentReport:
     """Collect the environment report shown by notebook 00 and ``coursekit doctor``."""
-    from coursekit.data.download import cache_dir, mirror_location
-
     device = get_device()
     return EnvironmentReport(
         python=sys.version.split()[0],
@@ -175,8 +201,8 @@ def environment_report() -> EnvironmentReport:
         device_name=device_name(device),
         threads=torch.get_num_threads(),
         profile=get_profile(),
-        data_dir=display_path(cache_dir()),
-        data_mirror=_display_mirror(mirror_location()),
+        data_dir=display_path(data_cache_dir()),
+        data_mirror=_display_mirror(data_mirror()),
     )
 
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coursekit import runtime
 from coursekit.layers import LayerNorm, TransformerBlock
 from coursekit.models.bert import (
     Bert,
@@ -125,7 +126,7 @@ def test_built_from_the_one_post_norm_block() -> None:
     for layer in bert.encoder.layers:
         assert isinstance(layer, TransformerBlock)
         assert not layer.norm_first and layer.ffn.activation == "gelu"
-        assert isinstance(layer.ffn.dropout, nn.Identity)  # BERT: no dropout inside the FFN
+        assert layer.ffn.dropout.p == 0.0  # BERT: no dropout inside the FFN
         assert layer.self_attn_norm.eps == 1e-12 and layer.ffn_norm.eps == 1e-12
     assert bert.embeddings.norm.eps == 1e-12
 
@@ -252,7 +253,9 @@ def test_sequence_classification() -> None:
     logits = model(ids, types, mask)
     assert logits.shape == (3, 3)
     labels = torch.tensor([0, 2, 1])
-    torch.testing.assert_close(model.loss(ids, labels, types, mask), F.cross_entropy(logits, labels))
+    torch.testing.assert_close(
+        model.loss(ids, labels, types, mask), F.cross_entropy(logits, labels)
+    )
     torch.testing.assert_close(classification_loss(logits, labels), F.cross_entropy(logits, labels))
 
 
@@ -335,11 +338,55 @@ def test_scratch_variant_equals_default() -> None:
     assert slow.bert.encoder.layers[0].self_attn.scratch
     ids, types, mask = _batch()
     for a, b in zip(fast(ids, types, mask), slow(ids, types, mask), strict=True):
-        torch.testing.assert_close(a[mask.bool()] if a.dim() == 3 else a, b[mask.bool()] if b.dim() == 3 else b,
-                                   rtol=0, atol=1e-10)
+        torch.testing.assert_close(
+            a[mask.bool()] if a.dim() == 3 else a,
+            b[mask.bool()] if b.dim() == 3 else b,
+            rtol=0,
+            atol=1e-10,
+        )
     labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
     nsp = torch.tensor([0, 1, 1])
     torch.testing.assert_close(
-        fast.loss(ids, labels, nsp, types, mask), slow.loss(ids, labels, nsp, types, mask),
-        rtol=0, atol=1e-10,
+        fast.loss(ids, labels, nsp, types, mask),
+        slow.loss(ids, labels, nsp, types, mask),
+        rtol=0,
+        atol=1e-10,
     )
+
+
+def test_bfloat16_forward_and_loss() -> None:
+    torch.manual_seed(0)
+    model = BertForMaskedLM(_config()).to(torch.bfloat16).eval()
+    ids, types, mask = _batch()
+    logits = model(ids, types, mask)
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
+    labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
+    assert torch.isfinite(model.loss(ids, labels, types, mask))
+
+
+# ---- no host-device synchronisation ----------------------------------------------------------
+READS = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__")
+
+
+def test_a_training_step_reads_no_tensor_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a value (a GPU stall) raises here; the id checks are off as on a GPU."""
+    torch.manual_seed(0)
+    model = BertForPreTraining(_config(dropout=0.1))
+    ids, types, mask = _batch()
+    labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
+    nsp = torch.tensor([0, 1, 0])
+
+    def forbidden(name: str):  # noqa: ANN202
+        def fail(self: torch.Tensor, *args: object, **kwargs: object) -> object:
+            raise AssertionError(f"tensor.{name}() read a value (a host-device sync on a GPU)")
+
+        return fail
+
+    with monkeypatch.context() as m:
+        m.setattr(runtime, "VALUE_CHECKS_ON_CPU", False)
+        for name in READS:
+            m.setattr(torch.Tensor, name, forbidden(name))
+        loss = model.loss(ids, labels, nsp, types, mask)
+        loss.backward()
+        with pytest.raises(AssertionError, match="read a value"):
+            bool(loss > 0)  # the guard works

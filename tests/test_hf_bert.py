@@ -106,6 +106,10 @@ def test_bert_model_without_pooler() -> None:
     hf = _perturb(transformers.BertModel(_hf_config(), add_pooling_layer=False).eval())
     ours = bert_from_hf(hf)
     assert ours.pooler is None and _n_params(ours) == _n_params(hf)
+    ids, types, mask = _inputs(True)
+    with torch.no_grad():
+        ref = hf(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
+        assert _max_error(ours(ids, types, mask), ref, mask.bool()) < ATOL
 
 
 def test_float64_conversion_is_exact() -> None:
@@ -162,8 +166,11 @@ def test_pretraining_heads_match() -> None:
     nsp = torch.tensor([0, 1, 0])
     with torch.no_grad():
         ref = hf(
-            input_ids=ids, token_type_ids=types, attention_mask=mask,
-            labels=labels, next_sentence_label=nsp,
+            input_ids=ids,
+            token_type_ids=types,
+            attention_mask=mask,
+            labels=labels,
+            next_sentence_label=nsp,
         )
         mlm, nsp_logits = ours(ids, types, mask)
         loss = ours.loss(ids, labels, nsp, types, mask)
@@ -208,8 +215,11 @@ def test_question_answering_matches() -> None:
     s, e = torch.tensor([1, 2, 1]), torch.tensor([3, 5, 2])
     with torch.no_grad():
         ref = hf(
-            input_ids=ids, token_type_ids=types, attention_mask=mask,
-            start_positions=s, end_positions=e,
+            input_ids=ids,
+            token_type_ids=types,
+            attention_mask=mask,
+            start_positions=s,
+            end_positions=e,
         )
         start, end = ours(ids, types, mask)
         loss = ours.loss(ids, s, e, types, mask)
@@ -220,7 +230,9 @@ def test_question_answering_matches() -> None:
 
 
 def test_training_mode_and_dropouts_are_carried_over() -> None:
-    hf = _reference(transformers.BertModel, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.05)
+    hf = _reference(
+        transformers.BertModel, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.05
+    )
     hf.train()
     ours = bert_from_hf(hf)
     assert ours.training

@@ -96,7 +96,7 @@ def _cache_source() -> str:
 def _cache_error(path: Path, exc: OSError, doing: str) -> DataError:
     """A :class:`DataError` for a file-system failure at ``path`` while ``doing`` something."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    if isinstance(exc, FileExistsError | NotADirectoryError):
+    if isinstance(exc, NotADirectoryError):
         reason += " (a file is in the way of a folder)"
     return DataError(
         f"Cannot {doing} {path}: {reason}. The data cache is {cache_dir()}, from {_cache_source()}. "

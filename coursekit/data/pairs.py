@@ -71,7 +71,9 @@ class BertSpecialTokens:
 
     def __post_init__(self) -> None:
         if len(set(self.ids)) != 5 or min(self.ids) < 0:
-            raise ValueError(f"special token ids must be distinct and non-negative, got {self.ids}.")
+            raise ValueError(
+                f"special token ids must be distinct and non-negative, got {self.ids}."
+            )
 
     @property
     def ids(self) -> tuple[int, int, int, int, int]:
@@ -231,7 +233,9 @@ class BertBatch:
         return replace(self, **picked)
 
 
-def truncate_pair(a: Sequence[int], b: Sequence[int], max_tokens: int) -> tuple[list[int], list[int]]:
+def truncate_pair(
+    a: Sequence[int], b: Sequence[int], max_tokens: int
+) -> tuple[list[int], list[int]]:
     """BERT's longest-first truncation: drop tokens from the end of the longer part until
     ``len(a) + len(b) <= max_tokens`` (ties: the second part loses first)."""
     if max_tokens < 0:
@@ -439,9 +443,7 @@ class MLMBatcher:
         if isinstance(data, torch.Tensor):
             if data.dim() != 2:
                 raise ValueError(f"input ids must be (N, T), got {tuple(data.shape)}.")
-            data = BertBatch(
-                data, torch.zeros_like(data), (data != special.pad).long()
-            )
+            data = BertBatch(data, torch.zeros_like(data), (data != special.pad).long())
         if len(data) == 0:
             raise ValueError("MLMBatcher needs at least one example.")
         if max(special.ids) >= vocab_size:

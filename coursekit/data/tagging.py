@@ -101,7 +101,11 @@ def entity_tagging_task(
     ``2k`` = ``I-k`` for trigger type ``k = 1..n_types``.
     """
     _check_positive(
-        n=n, length=length, n_types=n_types, n_names=n_names, n_fillers=n_fillers,
+        n=n,
+        length=length,
+        n_types=n_types,
+        n_names=n_names,
+        n_fillers=n_fillers,
         max_entity_len=max_entity_len,
     )
     if min_length is not None and not 1 <= min_length <= length:
@@ -207,8 +211,13 @@ def span_extraction_task(
     Vocabulary: the 5 special ids, then ``n_keys`` keys, ``n_values`` values, ``n_fillers`` fillers.
     """
     _check_positive(
-        n=n, n_records=n_records, max_answer_len=max_answer_len, max_gap=max_gap,
-        n_keys=n_keys, n_values=n_values, n_fillers=n_fillers,
+        n=n,
+        n_records=n_records,
+        max_answer_len=max_answer_len,
+        max_gap=max_gap,
+        n_keys=n_keys,
+        n_values=n_values,
+        n_fillers=n_fillers,
     )
     if n_records > n_keys:
         raise ValueError(f"{n_records} records with distinct keys need n_keys >= n_records.")
@@ -239,10 +248,10 @@ def span_extraction_task(
     input_ids = torch.full((n, width), sp.pad, dtype=torch.long)
     token_type = torch.zeros((n, width), dtype=torch.long)
     attention = torch.zeros((n, width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        input_ids[i, : len(r)] = torch.tensor(r)
-        token_type[i, question_len : len(r)] = 1
-        attention[i, : len(r)] = 1
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        token_type[i, question_len : len(row)] = 1
+        attention[i, : len(row)] = 1
     return SpanTask(
         input_ids,
         token_type,

@@ -37,12 +37,13 @@ uses, the one weight not carried over), ``cls.seq_relationship`` -> ``nsp.seq_re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from coursekit.data.pairs import BERT_TOKENS, WORDPIECE_TOKENS
+from coursekit.layers import TransformerBlock
 from coursekit.models.bert import (
     Bert,
     BertConfig,
@@ -91,11 +92,10 @@ def bert_config_from_hf(
     vocab = hf_config.vocab_size
     pad = hf_config.pad_token_id if hf_config.pad_token_id is not None else 0
     defaults = WORDPIECE_TOKENS if vocab > max(WORDPIECE_TOKENS.ids) else BERT_TOKENS
-    ids = {
-        "cls_id": defaults.cls if cls_id is None else cls_id,
-        "sep_id": defaults.sep if sep_id is None else sep_id,
-        "mask_id": defaults.mask if mask_id is None else mask_id,
-    }
+    cls_id = defaults.cls if cls_id is None else cls_id
+    sep_id = defaults.sep if sep_id is None else sep_id
+    mask_id = defaults.mask if mask_id is None else mask_id
+    ids = {"cls_id": cls_id, "sep_id": sep_id, "mask_id": mask_id}
     if pad in ids.values():
         raise ValueError(f"pad_token_id={pad} collides with the special ids {ids}: pass them.")
     return BertConfig(
@@ -113,11 +113,13 @@ def bert_config_from_hf(
         init_std=getattr(hf_config, "initializer_range", 0.02),
         pooler=pooler,
         pad_id=pad,
-        **ids,
+        cls_id=cls_id,
+        sep_id=sep_id,
+        mask_id=mask_id,
     )
 
 
-def _copy(dst: nn.Module, src: nn.Module) -> None:
+def _copy(dst: Any, src: Any) -> None:
     """Copy ``weight`` (and ``bias``) of a Linear / LayerNorm / Embedding-like module."""
     dst.weight.copy_(src.weight)
     if getattr(dst, "bias", None) is not None or getattr(src, "bias", None) is not None:
@@ -137,9 +139,12 @@ def _load_backbone(ours: Bert, hf_bert: Any) -> None:
     if len(layers) != len(ours.encoder.layers):
         raise ValueError(f"{len(layers)} layers in the original, {len(ours.encoder.layers)} here.")
     for block, layer in zip(ours.encoder.layers, layers, strict=True):
+        assert isinstance(block, TransformerBlock)
         att = layer.attention
         qkv = block.self_attn.qkv_proj
-        qkv.weight.copy_(torch.cat([att.self.query.weight, att.self.key.weight, att.self.value.weight]))
+        qkv.weight.copy_(
+            torch.cat([att.self.query.weight, att.self.key.weight, att.self.value.weight])
+        )
         qkv.bias.copy_(torch.cat([att.self.query.bias, att.self.key.bias, att.self.value.bias]))
         _copy(block.self_attn.out_proj, att.output.dense)
         _copy(block.self_attn_norm, att.output.LayerNorm)
@@ -206,9 +211,13 @@ def bert_from_hf(
                 "only single-label classification converts (num_labels >= 2); got "
                 f"num_labels={model.num_labels}, problem_type={model.config.problem_type!r}."
             )
-        ours = BertForSequenceClassification(bert, model.num_labels, dropout=model.dropout.p)
+        ours = BertForSequenceClassification(
+            bert, cast(int, model.num_labels), dropout=model.dropout.p
+        )
     elif isinstance(model, transformers.BertForTokenClassification):
-        ours = BertForTokenClassification(bert, model.num_labels, dropout=model.dropout.p)
+        ours = BertForTokenClassification(
+            bert, cast(int, model.num_labels), dropout=model.dropout.p
+        )
     elif isinstance(model, transformers.BertForQuestionAnswering):
         if model.qa_outputs.out_features != 2:
             raise ValueError(

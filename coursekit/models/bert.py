@@ -24,21 +24,21 @@
   :func:`token_classification_loss`, :func:`span_loss`.
 
 BERT's feed-forward network has no dropout between its two matrices (only after the second);
-the block's :class:`~coursekit.layers.FeedForward` has one, so :class:`Bert` replaces it by an
-identity. Everything else is the shared block with ``norm_first=False``.
+the block's :class:`~coursekit.layers.FeedForward` has one, so :class:`Bert` sets it to
+``Dropout(0.0)``. Everything else is the shared block with ``norm_first=False``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from coursekit.data.pairs import BERT_TOKENS, WORDPIECE_TOKENS
-from coursekit.layers import BlockConfig, LayerNorm, make_norm
+from coursekit.layers import BlockConfig, LayerNorm, TransformerBlock, make_norm
 from coursekit.models.transformer import TransformerStack, check_token_ids
 from coursekit.positional import LearnedPositionalEmbedding
 from coursekit.train.losses import cross_entropy_loss
@@ -106,12 +106,25 @@ class BertConfig:
     scratch: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_positions", "type_vocab_size", "d_model", "n_heads", "d_ff"):
+        for name in (
+            "vocab_size",
+            "max_positions",
+            "type_vocab_size",
+            "d_model",
+            "n_heads",
+            "d_ff",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"BertConfig.{name} must be a positive integer, got {value!r}.")
-        if isinstance(self.n_layers, bool) or not isinstance(self.n_layers, int) or self.n_layers < 0:
-            raise ValueError(f"BertConfig.n_layers must be a non-negative integer, got {self.n_layers!r}.")
+        if (
+            isinstance(self.n_layers, bool)
+            or not isinstance(self.n_layers, int)
+            or self.n_layers < 0
+        ):
+            raise ValueError(
+                f"BertConfig.n_layers must be a non-negative integer, got {self.n_layers!r}."
+            )
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"BertConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads} "
@@ -126,10 +139,17 @@ class BertConfig:
                 f"BertConfig.activation={self.activation!r}: use one of {', '.join(BERT_ACTIVATIONS)}."
             )
         if not self.layer_norm_eps > 0:
-            raise ValueError(f"BertConfig.layer_norm_eps must be positive, got {self.layer_norm_eps}.")
+            raise ValueError(
+                f"BertConfig.layer_norm_eps must be positive, got {self.layer_norm_eps}."
+            )
         if not self.init_std > 0:
             raise ValueError(f"BertConfig.init_std must be positive, got {self.init_std}.")
-        ids = {"pad_id": self.pad_id, "cls_id": self.cls_id, "sep_id": self.sep_id, "mask_id": self.mask_id}
+        ids = {
+            "pad_id": self.pad_id,
+            "cls_id": self.cls_id,
+            "sep_id": self.sep_id,
+            "mask_id": self.mask_id,
+        }
         for name, value in ids.items():
             if not 0 <= value < self.vocab_size:
                 raise ValueError(
@@ -154,8 +174,14 @@ class BertConfig:
     def _published(cls, sizes: dict, overrides: dict) -> BertConfig:
         sp = WORDPIECE_TOKENS
         values: dict = dict(
-            vocab_size=30522, max_positions=512, type_vocab_size=2, dropout=0.1,
-            pad_id=sp.pad, cls_id=sp.cls, sep_id=sp.sep, mask_id=sp.mask,
+            vocab_size=30522,
+            max_positions=512,
+            type_vocab_size=2,
+            dropout=0.1,
+            pad_id=sp.pad,
+            cls_id=sp.cls,
+            sep_id=sp.sep,
+            mask_id=sp.mask,
         )
         values.update(sizes)
         values.update(overrides)
@@ -263,7 +289,9 @@ class BertEmbeddings(nn.Module):
         self.norm = make_norm("layer", c.d_model, c.layer_norm_eps, scratch=c.scratch)
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = self.word_embeddings(input_ids)
         if token_type_ids is None:
             x = x + self.token_type_embeddings.weight[0]
@@ -303,7 +331,8 @@ class Bert(nn.Module):
         self.embeddings = BertEmbeddings(c)
         self.encoder = TransformerStack(c.block_config(), c.n_layers, final_norm=False)
         for layer in self.encoder.layers:
-            layer.ffn.dropout = nn.Identity()  # BERT has no dropout inside its FFN
+            assert isinstance(layer, TransformerBlock)
+            layer.ffn.dropout = nn.Dropout(0.0)  # BERT has no dropout inside its FFN
         self.pooler = BertPooler(c.d_model) if c.pooler else None
         self.reset_parameters()
 
@@ -493,7 +522,9 @@ def span_loss(
     ``start_logits``/``end_logits`` ``(B, T)``; ``start_positions``/``end_positions`` ``(B,)``
     token indices (inclusive end; -100 to ignore an example).
     """
-    start = cross_entropy_loss(start_logits, start_positions, ignore_index=IGNORE_INDEX, scratch=scratch)
+    start = cross_entropy_loss(
+        start_logits, start_positions, ignore_index=IGNORE_INDEX, scratch=scratch
+    )
     end = cross_entropy_loss(end_logits, end_positions, ignore_index=IGNORE_INDEX, scratch=scratch)
     return (start + end) / 2
 
@@ -514,7 +545,10 @@ def _backbone(bert: Bert | BertConfig, *, need_pooler: bool, who: str) -> Bert:
     return bert
 
 
-def _head_like(head: nn.Module, bert: Bert) -> nn.Module:
+_Head = TypeVar("_Head", bound=nn.Module)
+
+
+def _head_like(head: _Head, bert: Bert) -> _Head:
     p = next(bert.parameters())
     return head.to(p.device, p.dtype)
 
@@ -529,7 +563,9 @@ class BertForMaskedLM(nn.Module):
         super().__init__()
         self.bert = _backbone(bert, need_pooler=False, who="BertForMaskedLM")
         self.config = self.bert.config
-        self.mlm = _head_like(BertMLMHead(self.config, self.bert.embeddings.word_embeddings), self.bert)
+        self.mlm = _head_like(
+            BertMLMHead(self.config, self.bert.embeddings.word_embeddings), self.bert
+        )
 
     def forward(
         self,
@@ -558,8 +594,12 @@ class BertForPreTraining(nn.Module):
         super().__init__()
         self.bert = _backbone(bert, need_pooler=True, who="BertForPreTraining")
         self.config = self.bert.config
-        self.mlm = _head_like(BertMLMHead(self.config, self.bert.embeddings.word_embeddings), self.bert)
-        self.nsp = _head_like(BertNSPHead(self.config.d_model, init_std=self.config.init_std), self.bert)
+        self.mlm = _head_like(
+            BertMLMHead(self.config, self.bert.embeddings.word_embeddings), self.bert
+        )
+        self.nsp = _head_like(
+            BertNSPHead(self.config.d_model, init_std=self.config.init_std), self.bert
+        )
 
     def forward(
         self,
@@ -580,7 +620,9 @@ class BertForPreTraining(nn.Module):
     ) -> torch.Tensor:
         mlm_logits, nsp_logits = self(input_ids, token_type_ids, attention_mask)
         s = self.config.scratch
-        return mlm_loss(mlm_logits, labels, scratch=s) + nsp_loss(nsp_logits, next_sentence_labels, scratch=s)
+        return mlm_loss(mlm_logits, labels, scratch=s) + nsp_loss(
+            nsp_logits, next_sentence_labels, scratch=s
+        )
 
 
 class BertForSequenceClassification(nn.Module):
@@ -662,7 +704,9 @@ class BertForQuestionAnswering(nn.Module):
         super().__init__()
         self.bert = _backbone(bert, need_pooler=False, who="BertForQuestionAnswering")
         self.config = self.bert.config
-        self.head = _head_like(BertQAHead(self.config.d_model, init_std=self.config.init_std), self.bert)
+        self.head = _head_like(
+            BertQAHead(self.config.d_model, init_std=self.config.init_std), self.bert
+        )
 
     def forward(
         self,
