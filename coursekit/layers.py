@@ -263,6 +263,7 @@ class BlockConfig:
     bias: bool = True
     dropout: float = 0.0
     attn_dropout: float | None = None  # default: dropout
+    ffn_dropout: float | None = None  # between the FFN's two matrices; default: dropout (BERT: 0)
     attn_scale: float | None = None  # default: 1 / sqrt(d_head); T5 uses 1.0
     cross_attention: bool = False
     scratch: bool = False
@@ -288,7 +289,7 @@ class BlockConfig:
             )
         if self.norm not in ("layer", "rms"):
             raise ValueError(f"BlockConfig.norm={self.norm!r}: use 'layer' or 'rms'.")
-        for name in ("dropout", "attn_dropout"):
+        for name in ("dropout", "attn_dropout", "ffn_dropout"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"BlockConfig.{name} must be in [0, 1), got {value}.")
@@ -357,8 +358,9 @@ class TransformerBlock(nn.Module):
         self.self_attn_norm = norm()
         self.cross_attn = make_attention(None) if c.cross_attention else None
         self.cross_attn_norm = norm() if c.cross_attention else None
+        ffn_dropout = c.dropout if c.ffn_dropout is None else c.ffn_dropout
         self.ffn = FeedForward(
-            c.d_model, c.d_ff, activation=c.activation, dropout=c.dropout, bias=c.bias
+            c.d_model, c.d_ff, activation=c.activation, dropout=ffn_dropout, bias=c.bias
         )
         self.ffn_norm = norm()
         self.dropout = nn.Dropout(c.dropout)

@@ -11,10 +11,41 @@ from coursekit.data.corpora import (
 )
 from coursekit.data.download import DataError, cache_dir, fetch, mirror_location
 from coursekit.data.masking import mlm_mask
+from coursekit.data.pairs import (
+    BERT_TOKENS,
+    WORDPIECE_TOKENS,
+    BertBatch,
+    BertSpecialTokens,
+    BertVocab,
+    MLMBatcher,
+    encode_pairs,
+    encode_single,
+    nsp_batch,
+    split_documents,
+    static_mlm_masking,
+    truncate_pair,
+)
 from coursekit.data.registry import REGISTRY, DataSet, get_dataset
+from coursekit.data.tagging import SpanTask, TaggingTask, entity_tagging_task, span_extraction_task
 
 __all__ = [
+    "BERT_TOKENS",
     "REGISTRY",
+    "WORDPIECE_TOKENS",
+    "BertBatch",
+    "BertSpecialTokens",
+    "BertVocab",
+    "MLMBatcher",
+    "SpanTask",
+    "TaggingTask",
+    "encode_pairs",
+    "encode_single",
+    "entity_tagging_task",
+    "nsp_batch",
+    "span_extraction_task",
+    "split_documents",
+    "static_mlm_masking",
+    "truncate_pair",
     "DataError",
     "DataSet",
     "LabeledSplits",

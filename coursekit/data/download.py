@@ -37,10 +37,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from coursekit.data.registry import REGISTRY, DataSet, get_dataset
-from coursekit.files import TMP_SUFFIX, atomic_write, checkout_root
+from coursekit.files import TMP_SUFFIX, atomic_write
+from coursekit.runtime import DATA_DIR_ENV, DATA_MIRROR_ENV, data_cache_dir, data_mirror
 
-CACHE_ENV = "COURSEKIT_DATA_DIR"
-MIRROR_ENV = "COURSEKIT_DATA_MIRROR"
+#: the environment variables of the cache folder and the mirror (defined in coursekit.runtime,
+#: whose environment report shows them too).
+CACHE_ENV = DATA_DIR_ENV
+MIRROR_ENV = DATA_MIRROR_ENV
 #: suffix of a download in progress (``.<file name>.<random>.part`` in the cache folder).
 PART_SUFFIX = ".part"
 #: the most bytes downloaded for a zip archive (its members' sizes are registered, not its own).
@@ -53,24 +56,18 @@ class DataError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """The folder that holds verified data files (created on first use)."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override).expanduser().resolve()
-    checkout = checkout_root()
-    if checkout is not None:
-        return checkout / "data" / "cache"
-    return Path.home() / ".cache" / "coursekit"
+    """The folder that holds verified data files (created on first use).
+
+    ``COURSEKIT_DATA_DIR``, else ``data/cache`` in a source checkout, else ``~/.cache/coursekit``
+    (:func:`coursekit.runtime.data_cache_dir`).
+    """
+    return data_cache_dir()
 
 
 def mirror_location() -> str | None:
-    """The mirror folder or URL from ``COURSEKIT_DATA_MIRROR``, or None."""
-    value = os.environ.get(MIRROR_ENV, "").strip()
-    if not value:
-        return None
-    if value.startswith(("http://", "https://", "file://")):
-        return value.rstrip("/")
-    return str(Path(value).expanduser().resolve())
+    """The mirror folder or URL from ``COURSEKIT_DATA_MIRROR``, or None
+    (:func:`coursekit.runtime.data_mirror`)."""
+    return data_mirror()
 
 
 def sha256_of(path: Path) -> str:

@@ -5,3 +5,7 @@ rest of the package works without it. Every converter carries every weight over 
 models have the same parameter count) and is tested against the original's outputs on models
 built offline from a config.
 """
+
+from coursekit.hf.bert import bert_from_hf
+
+__all__ = ["bert_from_hf"]

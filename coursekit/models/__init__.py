@@ -1,9 +1,41 @@
-"""Models assembled from ``attention``, ``positional`` and ``layers``, each from a config dataclass.
+"""Models assembled from ``attention``, ``positional`` and ``layers``: embeddings + the one
+:class:`~coursekit.layers.TransformerBlock` + a head, each built from a config dataclass.
 
-Only the encoder-decoder :class:`Transformer` lives here so far; other chapters add theirs
-(``bert.py``, ``gpt.py``, ``t5.py``) and export them below.
+* :class:`Transformer` (encoder-decoder, notebook 05), :class:`Bert` and its task heads
+  (encoder-only, notebook 06), :class:`GPT` (decoder-only, notebook 07).
 """
 
+from coursekit.models.bert import (
+    Bert,
+    BertClassificationHead,
+    BertConfig,
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertMLMHead,
+    BertNSPHead,
+    BertPooler,
+    BertQAHead,
+    BertTokenClassificationHead,
+)
 from coursekit.models.transformer import Transformer, TransformerConfig
 
-__all__ = ["Transformer", "TransformerConfig"]
+__all__ = [
+    "Bert",
+    "BertClassificationHead",
+    "BertConfig",
+    "BertForMaskedLM",
+    "BertForPreTraining",
+    "BertForQuestionAnswering",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertMLMHead",
+    "BertNSPHead",
+    "BertPooler",
+    "BertQAHead",
+    "BertTokenClassificationHead",
+    "Transformer",
+    "TransformerConfig",
+]

@@ -23,9 +23,8 @@
 * Loss helpers on logits: :func:`mlm_loss`, :func:`nsp_loss`, :func:`classification_loss`,
   :func:`token_classification_loss`, :func:`span_loss`.
 
-BERT's feed-forward network has no dropout between its two matrices (only after the second);
-the block's :class:`~coursekit.layers.FeedForward` has one, so :class:`Bert` sets it to
-``Dropout(0.0)``. Everything else is the shared block with ``norm_first=False``.
+BERT's feed-forward network has no dropout between its two matrices (only after the second):
+its blocks are the shared block with ``norm_first=False`` and ``ffn_dropout=0``.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.data.pairs import BERT_TOKENS, WORDPIECE_TOKENS
-from coursekit.layers import BlockConfig, LayerNorm, TransformerBlock, make_norm
+from coursekit.layers import BlockConfig, LayerNorm, make_norm
 from coursekit.models.transformer import TransformerStack, check_token_ids
 from coursekit.positional import LearnedPositionalEmbedding
 from coursekit.train.losses import cross_entropy_loss
@@ -201,6 +200,7 @@ class BertConfig:
             bias=True,
             dropout=self.dropout,
             attn_dropout=self.attn_dropout,
+            ffn_dropout=0.0,  # BERT has no dropout inside its FFN
             scratch=self.scratch,
         )
 
@@ -330,9 +330,6 @@ class Bert(nn.Module):
         self.config = c = config
         self.embeddings = BertEmbeddings(c)
         self.encoder = TransformerStack(c.block_config(), c.n_layers, final_norm=False)
-        for layer in self.encoder.layers:
-            assert isinstance(layer, TransformerBlock)
-            layer.ffn.dropout = nn.Dropout(0.0)  # BERT has no dropout inside its FFN
         self.pooler = BertPooler(c.d_model) if c.pooler else None
         self.reset_parameters()
 
