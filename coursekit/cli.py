@@ -74,9 +74,10 @@ def _student(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> int:
+    from coursekit.exercises import progress_catalogue
     from coursekit.progress import progress_table
 
-    print(progress_table(args.notebook))
+    print(progress_table(progress_catalogue(), args.notebook))
     return 0
 
 

@@ -24,10 +24,14 @@ Guarantees:
 * **A pass is kept.** Once an exercise passed (or a quiz question was answered correctly), a
   later failing attempt does not erase it; the attempt counters still grow.
 
+This module knows nothing of the exercises themselves (it sits below
+:mod:`coursekit.exercises`, which records into it): :func:`progress_summary` and
+:func:`progress_table` count against a :class:`Catalogue` of the registered exercises and quiz
+questions that the caller passes in (:func:`coursekit.exercises.progress_catalogue`).
 ``coursekit progress`` prints :func:`progress_table`; each notebook's last cell
 (``show_progress("NN")``) prints the same table for that notebook with one line per exercise.
-:func:`answer_key_markdown` writes the instructors' answer-key table from the exercise registry
-(``python -m coursekit.progress --answer-key``).
+``python -m coursekit.progress --reset [NOTEBOOK]`` forgets progress. The instructors' answer key
+is written by :mod:`coursekit.exercises.answer_key`.
 """
 
 from __future__ import annotations
@@ -38,12 +42,12 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from coursekit.files import TMP_SUFFIX, atomic_write_text, atomic_write_with, checkout_root
+from coursekit.files import TMP_SUFFIX, atomic_write_with, checkout_root
 from coursekit.runtime import display_path
 
 HOME_ENV = "COURSEKIT_HOME"
@@ -505,37 +509,66 @@ class NotebookProgress:
         return sum(self.quiz.values())
 
 
-def _catalogue() -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
-    """Registered exercises and quiz questions by notebook (empty if the registry fails)."""
-    try:
-        from coursekit.exercises.registry import all_exercises, all_quiz_questions
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One registered exercise or quiz question, as far as progress needs to know it."""
 
-        exercises, questions = all_exercises(), all_quiz_questions()
-    except Exception as exc:  # noqa: BLE001 - a broken nbNN module must not hide progress
-        _message(f"could not load the exercise registry ({type(exc).__name__}: {exc}).")
-        exercises, questions = [], []
-    by_nb_ex: dict[str, list[Any]] = {}
-    by_nb_q: dict[str, list[Any]] = {}
-    for ex in exercises:
-        by_nb_ex.setdefault(normalise_notebook(ex.notebook), []).append(ex)
-    for q in questions:
-        by_nb_q.setdefault(normalise_notebook(q.notebook), []).append(q)
-    return by_nb_ex, by_nb_q
+    notebook: str
+    id: str
+    title: str = ""
 
 
-def progress_summary(notebook: str | None = None) -> list[NotebookProgress]:
-    """Per-notebook progress against the exercise registry (one notebook, or all known ones).
+@dataclass(frozen=True)
+class Catalogue:
+    """What there is to do: the registered exercises and quiz questions (registry order).
 
-    Totals come from the registry; ids recorded in the file but no longer registered (an
-    exercise renamed since) are not counted.
+    Built by the caller from the exercise registry
+    (:func:`coursekit.exercises.progress_catalogue`); progress only counts against it.
     """
-    return _summary(read_progress_file(), notebook)
+
+    exercises: tuple[CatalogueEntry, ...] = ()
+    quiz: tuple[CatalogueEntry, ...] = ()
+
+    @classmethod
+    def of(cls, exercises: Iterable[Any] = (), quiz: Iterable[Any] = ()) -> Catalogue:
+        """A catalogue from objects with ``notebook``, ``id`` and (optionally) ``title``."""
+
+        def entries(items: Iterable[Any]) -> tuple[CatalogueEntry, ...]:
+            return tuple(
+                CatalogueEntry(str(item.notebook), str(item.id), str(getattr(item, "title", "")))
+                for item in items
+            )
+
+        return cls(entries(exercises), entries(quiz))
+
+    def by_notebook(
+        self,
+    ) -> tuple[dict[str, list[CatalogueEntry]], dict[str, list[CatalogueEntry]]]:
+        """Exercises and quiz questions grouped by normalised notebook (``"03"``)."""
+        by_nb_ex: dict[str, list[CatalogueEntry]] = {}
+        by_nb_q: dict[str, list[CatalogueEntry]] = {}
+        for ex in self.exercises:
+            by_nb_ex.setdefault(normalise_notebook(ex.notebook), []).append(ex)
+        for q in self.quiz:
+            by_nb_q.setdefault(normalise_notebook(q.notebook), []).append(q)
+        return by_nb_ex, by_nb_q
 
 
-def _summary(info: ProgressFile, notebook: str | None) -> list[NotebookProgress]:
+def progress_summary(catalogue: Catalogue, notebook: str | None = None) -> list[NotebookProgress]:
+    """Per-notebook progress against ``catalogue`` (one notebook, or all it knows).
+
+    Totals come from the catalogue (the exercise registry); ids recorded in the file but no
+    longer registered (an exercise renamed since) are not counted.
+    """
+    return _summary(read_progress_file(), catalogue, notebook)
+
+
+def _summary(
+    info: ProgressFile, catalogue: Catalogue, notebook: str | None
+) -> list[NotebookProgress]:
     _report(info)
     data = info.data
-    ex_by_nb, q_by_nb = _catalogue()
+    ex_by_nb, q_by_nb = catalogue.by_notebook()
     if notebook is not None:
         notebooks = [normalise_notebook(notebook)]
     else:
@@ -574,15 +607,15 @@ def _fraction(done: int, total: int) -> str:
     return f"{done} / {total}" if total else "-"
 
 
-def progress_table(notebook: str | None = None) -> str:
+def progress_table(catalogue: Catalogue, notebook: str | None = None) -> str:
     """A plain-text table of passed / total exercises and correct / total quiz answers.
 
-    Without ``notebook``: one row per notebook with registered exercises, and a total row.
-    With ``notebook``: its row, then one line per exercise (passed, or not yet and how often
-    it was tried).
+    Totals come from ``catalogue``. Without ``notebook``: one row per notebook with registered
+    exercises, and a total row. With ``notebook``: its row, then one line per exercise (passed,
+    or not yet and how often it was tried).
     """
     info = read_progress_file()
-    rows = _summary(info, notebook)
+    rows = _summary(info, catalogue, notebook)
     header = ("notebook", "exercises passed", "quiz correct")
     body = [
         (
@@ -638,158 +671,43 @@ def progress_table(notebook: str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# the instructors' answer key
-
-
-_DIFFICULTY = {1: "easy", 2: "medium", 3: "hard"}
-
-
-def _cell(text: str) -> str:
-    """Make ``text`` safe for one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-_HELPER_PHRASES = {
-    "expect_close": "values against a reference (within a tolerance)",
-    "expect_shape": "shape",
-    "expect_dtype": "dtype",
-    "expect_equal": "exact value",
-    "expect_true": "conditions on the answer (type, range)",
-    "expect_tensor": "returns a tensor",
-}
-
-
-def _check_summary(fn: Any) -> str:
-    """What a check verifies: its docstring's first paragraph, else the helpers it calls."""
-    import inspect
-
-    doc = inspect.getdoc(fn)
-    if doc:
-        return " ".join(doc.split("\n\n", 1)[0].split())
-    try:
-        import ast
-        import textwrap
-
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    except (OSError, TypeError, SyntaxError):
-        return "see its source"
-    used: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-            phrase = _HELPER_PHRASES.get(name or "")
-            if phrase and phrase not in used:
-                used.append(phrase)
-    return "checks " + "; ".join(used) if used else "see its source"
-
-
-def answer_key_markdown() -> str:
-    """The answer-key overview (notebook, exercise, what it asks, difficulty, minutes) in Markdown.
-
-    Generated from :mod:`coursekit.exercises.registry`, so it follows the checks exactly;
-    ``docs/instructors.md`` embeds it between ``<!-- answer-key:begin -->`` and ``:end``.
-    Below the table, one line per exercise names the check function and what it verifies.
-    """
-    ex_by_nb, q_by_nb = _catalogue()
-    lines = [
-        "| notebook | exercise | what it asks | difficulty | minutes |",
-        "|---|---|---|---|---|",
-    ]
-    checks: list[str] = []
-    total_minutes = 0
-    count = 0
-    for nb in sorted(ex_by_nb):
-        for ex in ex_by_nb[nb]:
-            lines.append(
-                f"| {nb} | `{ex.id}` {_cell(ex.title)} | {_cell(ex.asks)} | "
-                f"{_DIFFICULTY.get(ex.difficulty, ex.difficulty)} | {ex.minutes} |"
-            )
-            fn = getattr(ex, "check", None)
-            if fn is not None:
-                module = getattr(fn, "__module__", "") or f"coursekit.exercises.nb{nb}"
-                where = f"`{module.replace('.', '/')}.py`, `{getattr(fn, '__name__', 'check')}`"
-                checks.append(f"- `{ex.id}` ({where}): {_cell(_check_summary(fn)).rstrip('.')}.")
-            total_minutes += int(ex.minutes)
-            count += 1
-    quiz_total = sum(len(v) for v in q_by_nb.values())
-    lines.append("")
-    lines.append(
-        f"{count} exercises in {len(ex_by_nb)} notebooks, about {total_minutes} minutes of "
-        f"exercise work in all; {quiz_total} quiz questions."
-    )
-    if checks:
-        lines += [
-            "",
-            "What each check verifies (its function, and its docstring or the comparisons it makes):",
-            "",
-        ]
-        lines += checks
-    quiz_rows = []
-    for nb in sorted(q_by_nb):
-        for q in q_by_nb[nb]:
-            options = getattr(q, "options", None)
-            answer = getattr(q, "answer", None)
-            if options is None or answer is None:
-                continue
-            right = f"({'abcdefgh'[answer]}) {_cell(options[answer])}"
-            quiz_rows.append(f"| {nb} | `{q.id}` | {_cell(q.question)} | {right} |")
-    if quiz_rows:
-        lines += ["", "Quiz answers:", "", "| notebook | question | asks | right answer |"]
-        lines += ["|---|---|---|---|", *quiz_rows]
-    return "\n".join(lines)
-
-
-KEY_BEGIN = "<!-- answer-key:begin -->"
-KEY_END = "<!-- answer-key:end -->"
-
-
-def update_answer_key(doc: Path) -> bool:
-    """Replace the text between the answer-key markers in ``doc``; True if it changed."""
-    text = doc.read_text(encoding="utf-8")
-    if KEY_BEGIN not in text or KEY_END not in text:
-        raise ValueError(f"{doc} has no '{KEY_BEGIN}' ... '{KEY_END}' markers to fill.")
-    head, rest = text.split(KEY_BEGIN, 1)
-    _, tail = rest.split(KEY_END, 1)
-    new = f"{head}{KEY_BEGIN}\n{answer_key_markdown()}\n{KEY_END}{tail}"
-    if new != text:
-        atomic_write_text(doc, new)
-        return True
-    return False
+# command line
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m coursekit.progress [NOTEBOOK] [--answer-key [DOC]] [--reset [NB]]``."""
+    """``python -m coursekit.progress --reset [NOTEBOOK]``: forget progress (of NOTEBOOK, or all).
+
+    Showing progress needs the exercise registry, which lives above this module: use
+    ``coursekit progress [NOTEBOOK]``. The answer key: ``python -m coursekit.exercises.answer_key``.
+    """
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m coursekit.progress", description=main.__doc__)
     parser.add_argument("notebook", nargs="?", default=None)
     parser.add_argument(
-        "--answer-key",
-        nargs="?",
-        const="-",
-        metavar="DOC",
-        help="print the answer-key table, or fill it into DOC between its markers",
-    )
-    parser.add_argument(
         "--reset", action="store_true", help="forget progress (of NOTEBOOK, or all)"
     )
+    parser.add_argument("--answer-key", nargs="?", const="-", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.answer_key is not None:
-        if args.answer_key == "-":
-            print(answer_key_markdown())
-        else:
-            changed = update_answer_key(Path(args.answer_key))
-            print(f"{args.answer_key}: {'updated' if changed else 'already up to date'}")
-        return 0
-    if args.reset:
-        if not reset_progress(args.notebook):
-            print("Progress was not reset (see the message above).", file=sys.stderr)
-            return 1
+        doc = "" if args.answer_key == "-" else f" {args.answer_key}"
         print(
-            f"Progress of notebook {args.notebook} reset." if args.notebook else "Progress reset."
+            "The answer key moved: run `python -m coursekit.exercises.answer_key" + doc + "`.",
+            file=sys.stderr,
         )
-        return 0
-    print(progress_table(args.notebook))
+        return 2
+    if not args.reset:
+        shown = f" {args.notebook}" if args.notebook else ""
+        print(
+            f"To see your progress run `coursekit progress{shown}`; this module only resets it "
+            f"(`python -m coursekit.progress --reset{shown}`).",
+            file=sys.stderr,
+        )
+        return 2
+    if not reset_progress(args.notebook):
+        print("Progress was not reset (see the message above).", file=sys.stderr)
+        return 1
+    print(f"Progress of notebook {args.notebook} reset." if args.notebook else "Progress reset.")
     return 0
 
 

@@ -242,7 +242,9 @@ def test_scratch_block_equals_running_block(kwargs: dict, rope: bool) -> None:
 
 
 # ---- exercise 05.2: the check accepts the paper's layer and rejects the usual mistakes -------
-def reference_decoder_layer(y, memory, src_valid, *, self_attn, cross_attn, ffn, norm1, norm2, norm3):
+def reference_decoder_layer(
+    y, memory, src_valid, *, self_attn, cross_attn, ffn, norm1, norm2, norm3
+):
     y = norm1(y + self_attn(y, is_causal=True))
     y = norm2(y + cross_attn(y, memory, key_padding_mask=src_valid))
     return norm3(y + ffn(y))
@@ -291,7 +293,9 @@ def no_residual(y, memory, src_valid, *, self_attn, cross_attn, ffn, norm1, norm
     return norm3(ffn(y))
 
 
-def cross_attention_skipped(y, memory, src_valid, *, self_attn, cross_attn, ffn, norm1, norm2, norm3):
+def cross_attention_skipped(
+    y, memory, src_valid, *, self_attn, cross_attn, ffn, norm1, norm2, norm3
+):
     y = norm1(y + self_attn(y, is_causal=True))
     return norm3(y + ffn(y))
 

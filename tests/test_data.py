@@ -80,6 +80,22 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+def test_cache_and_mirror_come_from_the_runtime(tmp_path, monkeypatch):
+    """One definition: data.download's names are the runtime's (its environment report uses them)."""
+    from coursekit import runtime
+
+    assert (download.CACHE_ENV, download.MIRROR_ENV) == (
+        runtime.DATA_DIR_ENV,
+        runtime.DATA_MIRROR_ENV,
+    )
+    monkeypatch.setenv(runtime.DATA_DIR_ENV, str(tmp_path / "c"))
+    monkeypatch.setenv(runtime.DATA_MIRROR_ENV, "https://example.org/data/")
+    assert download.cache_dir() == runtime.data_cache_dir() == (tmp_path / "c").resolve()
+    assert download.mirror_location() == runtime.data_mirror() == "https://example.org/data"
+    monkeypatch.setenv(runtime.DATA_MIRROR_ENV, "  ")
+    assert download.mirror_location() is None
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 

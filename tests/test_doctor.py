@@ -65,6 +65,31 @@ def test_run_checks_covers_every_troubleshooting_topic(monkeypatch, fake_jupyter
         assert f"## {name}" in guide, f"docs/troubleshooting.md has no section '## {name}'"
 
 
+def _section(guide: str, heading: str) -> str:
+    return guide.split(f"\n## {heading}", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("heading", "words"),
+    [
+        ("Data files and network", "The data cache cannot be written"),
+        ("Data files and network", "The cache path is a file"),
+        ("Data files and network", "Leftover temporary downloads"),
+        ("Progress file", "The progress folder is not writable"),
+        ("Progress file", "A progress file from a newer coursekit"),
+        ("Progress file", "An invalid schema"),
+        ("Progress file", "Malformed entries"),
+    ],
+)
+def test_troubleshooting_explains_each_reported_problem(heading, words):
+    """Each problem the doctor and the data layer report has its paragraph, with a fix."""
+    guide = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    section = _section(guide, heading)
+    assert f"**{words}.**" in section, f"'## {heading}' does not explain: {words}"
+    paragraph = section.split(f"**{words}.**", 1)[1].split("\n\n", 1)[0]
+    assert "Fix:" in paragraph, f"the paragraph on {words!r} gives no fix"
+
+
 # -- kernel ---------------------------------------------------------------------------------
 
 

@@ -40,10 +40,10 @@ RANKS: dict[str, int] = {
     "coursekit.hf": 6,
     # the course platform
     "coursekit.viz": 7,
-    "coursekit.exercises": 8,
     "coursekit.progress": 8,
-    "coursekit.doctor": 9,
-    "coursekit.cli": 10,
+    "coursekit.exercises": 9,
+    "coursekit.doctor": 10,
+    "coursekit.cli": 11,
 }
 PLATFORM = 7
 

@@ -1,11 +1,12 @@
-"""coursekit.progress: the local progress file, its tables, and the instructors' answer key."""
+"""coursekit.progress: the local progress file and its tables (the answer key: test_answer_key)."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
-import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coursekit import progress
-from coursekit.exercises.registry import all_exercises, all_quiz_questions
+from coursekit.exercises import progress_catalogue
+from coursekit.exercises.registry import all_exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,32 +33,19 @@ def home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def fake_registry(monkeypatch):
-    """Two notebooks with known exercises and quiz questions."""
+def fake_registry():
+    """Two notebooks with known exercises and quiz questions, as the catalogue progress counts."""
     ex = [
-        SimpleNamespace(
-            id="01.1", notebook="01", title="BPE merges", asks="a", difficulty=1, minutes=5
-        ),
-        SimpleNamespace(
-            id="01.2", notebook="01", title="Skip-gram", asks="b", difficulty=2, minutes=15
-        ),
-        SimpleNamespace(
-            id="03.1", notebook="03", title="Attention", asks="c|d", difficulty=3, minutes=20
-        ),
+        SimpleNamespace(id="01.1", notebook="01", title="BPE merges"),
+        SimpleNamespace(id="01.2", notebook="01", title="Skip-gram"),
+        SimpleNamespace(id="03.1", notebook="03", title="Attention"),
     ]
     qs = [
         SimpleNamespace(id="01.q1", notebook="01"),
         SimpleNamespace(id="03.q1", notebook="03"),
         SimpleNamespace(id="03.q2", notebook="03"),
     ]
-    by_ex: dict[str, list] = {}
-    by_q: dict[str, list] = {}
-    for e in ex:
-        by_ex.setdefault(e.notebook, []).append(e)
-    for q in qs:
-        by_q.setdefault(q.notebook, []).append(q)
-    monkeypatch.setattr(progress, "_catalogue", lambda: (by_ex, by_q))
-    return ex, qs
+    return progress.Catalogue.of(ex, qs)
 
 
 def read(home: Path) -> dict:
@@ -67,12 +56,12 @@ def test_default_home_is_outside_the_repository(monkeypatch, tmp_path):
     monkeypatch.delenv(progress.HOME_ENV, raising=False)
     monkeypatch.setattr(Path, "home", staticmethod(lambda: tmp_path))
     assert progress.progress_path() == tmp_path / ".coursekit" / "progress.json"
-    assert "(kept in ~/.coursekit/progress.json)" in progress.progress_table()
+    assert "(kept in ~/.coursekit/progress.json)" in progress.progress_table(progress_catalogue())
 
 
 def test_notebook_table_shows_no_machine_specific_path(home):
     """The last cell's output is stored in the notebooks: it must not contain a local path."""
-    table = progress.progress_table("00")
+    table = progress.progress_table(progress_catalogue(), "00")
     assert str(home) not in table and str(Path.home()) not in table
 
 
@@ -144,10 +133,10 @@ def test_table_counts_against_the_registry(home, fake_registry):
     progress.record_exercise("01", "01.2", False)
     progress.record_exercise("01", "01.old", True)  # no longer registered: not counted
     progress.record_quiz("03", "03.q2", True)
-    rows = {r.notebook: r for r in progress.progress_summary()}
+    rows = {r.notebook: r for r in progress.progress_summary(fake_registry)}
     assert (rows["01"].exercises_passed, len(rows["01"].exercises)) == (1, 2)
     assert (rows["03"].quiz_correct, len(rows["03"].quiz)) == (1, 2)
-    table = progress.progress_table()
+    table = progress.progress_table(fake_registry)
     lines = {line.split()[0]: line for line in table.splitlines()[2:] if line.strip()}
     assert "1 / 2" in lines["01"] and "0 / 1" in lines["01"]
     assert "0 / 1" in lines["03"] and "1 / 2" in lines["03"]
@@ -158,7 +147,7 @@ def test_table_for_one_notebook_lists_each_exercise(home, fake_registry):
     progress.record_exercise("01", "01.2", False)
     progress.record_exercise("01", "01.2", False)
     progress.record_exercise("01", "01.1", True)
-    table = progress.progress_table("1")
+    table = progress.progress_table(fake_registry, "1")
     assert "[x] 01.1" in table and "passed" in table
     assert "[ ] 01.2" in table and "tried 2x" in table
     assert "total" not in table and "03" not in table.splitlines()[3]
@@ -166,7 +155,7 @@ def test_table_for_one_notebook_lists_each_exercise(home, fake_registry):
 
 def test_missing_file_is_an_empty_record(home, fake_registry, capsys):
     assert progress.load_progress()["exercises"] == {}
-    assert "0 / 2" in progress.progress_table("01")
+    assert "0 / 2" in progress.progress_table(fake_registry, "01")
     assert capsys.readouterr().err == ""
 
 
@@ -218,9 +207,9 @@ def test_viewing_progress_never_rewrites_the_file(home, fake_registry, capsys, c
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     before = _snapshot(path)
     progress.load_progress()
-    progress.progress_summary()
-    progress.progress_table()
-    progress.progress_table("01")
+    progress.progress_summary(fake_registry)
+    progress.progress_table(fake_registry)
+    progress.progress_table(fake_registry, "01")
     assert main(["progress"]) == 0
     assert _snapshot(path) == before
     assert sorted(p.name for p in home.iterdir()) == ["progress.json"]  # nothing moved or added
@@ -231,7 +220,7 @@ def test_newer_schema_is_left_untouched_and_reported(home, fake_registry, capsys
     path = home / "progress.json"
     path.write_text(json.dumps({"schema": 2, "exercises": {"01": {"01.1": {"passed": True}}}}))
     before = _snapshot(path)
-    table = progress.progress_table("01")
+    table = progress.progress_table(fake_registry, "01")
     err = capsys.readouterr().err
     assert "schema 2" in err and "knows schema 1" in err and "upgrade coursekit" in err
     assert "newer coursekit" in table
@@ -247,7 +236,7 @@ def test_schema_given_as_a_string_is_accepted(home, fake_registry, capsys, schem
     (home / "progress.json").write_text(
         json.dumps({"schema": schema, "exercises": {"01": {"01.1": {"passed": True}}}})
     )
-    assert progress.progress_summary("01")[0].exercises["01.1"] is True
+    assert progress.progress_summary(fake_registry, "01")[0].exercises["01.1"] is True
     assert capsys.readouterr().err == ""
     progress.record_exercise("01", "01.2", True)
     assert read(home)["schema"] == 1 and read(home)["exercises"]["01"]["01.1"]["passed"] is True
@@ -259,7 +248,7 @@ def test_invalid_schema_is_reported_not_a_crash(home, fake_registry, capsys, sch
     path = home / "progress.json"
     path.write_text(json.dumps({"schema": schema, "exercises": {}, "quiz": {}}))
     before = _snapshot(path)
-    progress.progress_table("01")
+    progress.progress_table(fake_registry, "01")
     assert "invalid schema" in capsys.readouterr().err
     progress.record_exercise("01", "01.1", True)
     assert _snapshot(path) == before
@@ -268,7 +257,7 @@ def test_invalid_schema_is_reported_not_a_crash(home, fake_registry, capsys, sch
 def test_string_schema_of_a_newer_version_is_newer(home, fake_registry, capsys):
     home.mkdir(parents=True)
     (home / "progress.json").write_text(json.dumps({"schema": "7", "exercises": {}}))
-    progress.progress_table()
+    progress.progress_table(fake_registry)
     assert "schema '7'" in capsys.readouterr().err
 
 
@@ -283,7 +272,7 @@ def test_one_malformed_entry_is_skipped_not_the_whole_record(home, fake_registry
         }
     )
     path.write_text(original)
-    row = progress.progress_summary("01")[0]
+    row = progress.progress_summary(fake_registry, "01")[0]
     assert row.exercises == {"01.1": False, "01.2": True} and row.quiz == {"01.q1": True}
     err = capsys.readouterr().err
     assert "skipped 2 malformed entries" in err and "01.1" in err and "'03'" in err
@@ -302,7 +291,7 @@ def test_a_section_of_the_wrong_type_is_skipped(home, fake_registry, capsys):
     (home / "progress.json").write_text(
         json.dumps({"exercises": [], "quiz": {"01": {"01.q1": True}}})
     )
-    assert progress.progress_summary("01")[0].quiz == {"01.q1": True}
+    assert progress.progress_summary(fake_registry, "01")[0].quiz == {"01.q1": True}
     assert "'exercises' is [], not an object" in capsys.readouterr().err
 
 
@@ -329,7 +318,10 @@ def test_early_format_with_bare_booleans_is_read(home, fake_registry):
     (home / "progress.json").write_text(
         json.dumps({"exercises": {"01": {"01.1": True}}, "quiz": {}})
     )
-    assert progress.progress_summary("01")[0].exercises == {"01.1": True, "01.2": False}
+    assert progress.progress_summary(fake_registry, "01")[0].exercises == {
+        "01.1": True,
+        "01.2": False,
+    }
     progress.record_exercise("01", "01.2", True)
     assert read(home)["exercises"]["01"]["01.1"]["passed"] is True
 
@@ -343,7 +335,7 @@ def test_unwritable_home_is_not_fatal(tmp_path, monkeypatch, capsys, fake_regist
     progress.record_exercise("01", "01.1", True)
     err = capsys.readouterr().err
     assert err.count("could not save your progress") == 1  # said once, not at every check
-    assert "0 / 2" in progress.progress_table("01")
+    assert "0 / 2" in progress.progress_table(fake_registry, "01")
 
 
 def test_a_failed_write_leaves_the_old_file_intact(home, fake_registry, monkeypatch, capsys):
@@ -422,41 +414,58 @@ def test_cli_progress_prints_every_notebook(home, capsys):
     assert "total" in out
 
 
-def test_answer_key_lists_every_registered_exercise():
-    key = progress.answer_key_markdown()
-    rows = [line for line in key.splitlines() if re.match(r"^\| \S+ \| `[^`]+` [^|]", line)]
-    assert len(rows) == len(all_exercises())
-    for ex in all_exercises():
-        assert f"`{ex.id}` {ex.title}" in key
-    assert f"{len(all_quiz_questions())} quiz questions" in key
-    for q in all_quiz_questions():
-        letter = "abcdefgh"[q.answer]
-        assert re.search(rf"\| `{re.escape(q.id)}` \|.*\| \({letter}\) [^|]*\|$", key, re.M), q.id
+# -- progress sits below the exercises: it is given the catalogue, it never imports it ---------
 
 
-def test_answer_key_escapes_table_cells(fake_registry):
-    key = progress.answer_key_markdown()
-    assert "c\\|d" in key and "| hard | 20 |" in key
-    assert "3 exercises in 2 notebooks, about 40 minutes" in key
-
-
-def test_update_answer_key_between_markers(tmp_path, fake_registry):
-    doc = tmp_path / "guide.md"
-    doc.write_text(f"intro\n{progress.KEY_BEGIN}\nold table\n{progress.KEY_END}\noutro\n")
-    assert progress.update_answer_key(doc) is True
-    text = doc.read_text()
-    assert "old table" not in text and "`03.1`" in text and text.endswith("outro\n")
-    assert progress.update_answer_key(doc) is False
-    (tmp_path / "bad.md").write_text("no markers")
-    with pytest.raises(ValueError, match="markers"):
-        progress.update_answer_key(tmp_path / "bad.md")
-
-
-def test_instructors_guide_answer_key_is_up_to_date():
-    doc = ROOT / "docs" / "instructors.md"
-    text = doc.read_text(encoding="utf-8")
-    inside = text.split(progress.KEY_BEGIN, 1)[1].split(progress.KEY_END, 1)[0].strip()
-    assert inside == progress.answer_key_markdown().strip(), (
-        "docs/instructors.md's answer key is out of date: run "
-        "`python -m coursekit.progress --answer-key docs/instructors.md`"
+def test_progress_does_not_import_the_exercises():
+    code = (
+        "import sys, coursekit.progress\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('coursekit.exercises'))\n"
+        "assert not loaded, loaded\n"
     )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_catalogue_groups_by_normalised_notebook():
+    catalogue = progress.Catalogue.of(
+        [SimpleNamespace(id="03.1", notebook="3", title="Attention")],
+        [SimpleNamespace(id="03.q1", notebook="03_attention.ipynb")],
+    )
+    assert catalogue.exercises == (progress.CatalogueEntry("3", "03.1", "Attention"),)
+    assert catalogue.quiz[0].title == ""
+    ex_by_nb, q_by_nb = catalogue.by_notebook()
+    assert list(ex_by_nb) == ["03"] and list(q_by_nb) == ["03"]
+
+
+def test_progress_catalogue_follows_the_registry():
+    catalogue = progress_catalogue()
+    assert [e.id for e in catalogue.exercises] == [e.id for e in all_exercises()]
+    assert all(e.title for e in catalogue.exercises) and catalogue.quiz
+
+
+def test_a_broken_registry_still_shows_progress(home, monkeypatch, capsys):
+    import coursekit.exercises as exercises
+
+    def broken():
+        raise ImportError("nb07 is broken")
+
+    monkeypatch.setattr(exercises, "all_exercises", broken)
+    exercises.show_progress()
+    captured = capsys.readouterr()
+    assert "could not load the exercise registry (ImportError: nb07 is broken)" in captured.err
+    assert "Your progress" in captured.out and "no exercises are registered" in captured.out
+
+
+def test_module_command_resets_and_points_to_coursekit_progress(home, fake_registry, capsys):
+    progress.record_exercise("01", "01.1", True)
+    progress.record_exercise("03", "03.1", True)
+    assert progress.main(["03", "--reset"]) == 0
+    assert "03" not in read(home)["exercises"] and "01" in read(home)["exercises"]
+    assert progress.main(["--reset"]) == 0
+    assert read(home)["exercises"] == {}
+    capsys.readouterr()
+    assert progress.main(["03"]) == 2
+    assert "coursekit progress 03" in capsys.readouterr().err
+    assert progress.main(["--answer-key"]) == 2
+    assert "python -m coursekit.exercises.answer_key" in capsys.readouterr().err

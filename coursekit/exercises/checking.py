@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coursekit import progress
 from coursekit.exercises.registry import Exercise, ExerciseFailure, get_exercise
 
 STRICT_ENV = "COURSEKIT_STRICT_CHECKS"
@@ -115,8 +116,6 @@ def check(
     ``strict`` overrides that, and ``record=False`` keeps the attempt out of your progress.
     """
     strict = _strict() if strict is None else strict
-    from coursekit import progress
-
     try:
         ex = get_exercise(exercise_id)
     except KeyError as err:

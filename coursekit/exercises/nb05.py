@@ -335,11 +335,15 @@ def check_decoder_layer(answer) -> None:
             cross_attention=True,
         )
         block = TransformerBlock(config).eval()
+        assert block.cross_attn is not None and block.cross_attn_norm is not None
         norms = (block.self_attn_norm, block.cross_attn_norm, block.ffn_norm)
         with torch.no_grad():  # learned gamma and beta, different in each norm (not identity)
             for norm in norms:
-                norm.weight.uniform_(0.5, 2.0)
-                norm.bias.normal_(0.0, 0.5)
+                for name, param in norm.named_parameters():
+                    if name == "weight":
+                        param.uniform_(0.5, 2.0)
+                    else:
+                        param.normal_(0.0, 0.5)
         y = torch.randn(2, 5, d)
         memory = torch.randn(2, 6, d)
     src_valid = torch.ones(2, 6, dtype=torch.bool)
@@ -353,7 +357,6 @@ def check_decoder_layer(answer) -> None:
         norm2=norms[1],
         norm3=norms[2],
     )
-    assert block.cross_attn is not None
 
     def variant(order=norms, cross_mask=padding, residual=True, pre=False):
         """The layer as a known wrong answer computes it."""

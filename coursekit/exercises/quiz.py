@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from coursekit import progress
 from coursekit.exercises.registry import QuizQuestion, all_quiz_questions
+from coursekit.viz import show_widget, widgets_available
 
 LETTERS = "abcdefgh"
 
@@ -28,8 +30,6 @@ def quiz_text(notebook: str) -> str:
 
 def answer_quiz(question_id: str, choice: str | int) -> bool:
     """Answer a quiz question by letter or index; prints feedback and records it."""
-    from coursekit import progress
-
     matches = [q for q in all_quiz_questions() if q.id == question_id]
     if not matches:
         print(f"✗ No quiz question {question_id!r}.")
@@ -48,8 +48,6 @@ def answer_quiz(question_id: str, choice: str | int) -> bool:
 
 def _question_widget(q: QuizQuestion):  # -> ipywidgets.VBox
     import ipywidgets as w
-
-    from coursekit import progress
 
     choices = w.RadioButtons(
         options=[(f"({LETTERS[i]}) {o}", i) for i, o in enumerate(q.options)],
@@ -76,8 +74,6 @@ def _question_widget(q: QuizQuestion):  # -> ipywidgets.VBox
 
 def show_quiz(notebook: str) -> None:
     """Show the quiz of ``notebook``: widgets in JupyterLab, text elsewhere."""
-    from coursekit.viz import show_widget, widgets_available
-
     text = quiz_text(notebook)
     if not widgets_available():
         print(text)
