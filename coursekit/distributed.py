@@ -664,7 +664,8 @@ def _parser() -> argparse.ArgumentParser:
         "--fail-at",
         default=None,
         metavar="RANK:STEP",
-        help="simulate a crash: that rank kills itself (SIGKILL) after that step",
+        help="simulate a crash: that rank kills itself (SIGKILL) after that step (unless the "
+        "run resumed from a checkpoint)",
     )
     return p
 
@@ -722,9 +723,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         marks: dict[int, float] = {}
 
-        def on_step(step: int, _model: nn.Module, _history: History) -> None:
+        def on_step(step: int, _model: nn.Module, history: History) -> None:
             marks[step] = time.perf_counter()
-            if fail_at is not None and (ctx.rank, step) == fail_at:
+            # only in a run that did not resume: a restarted run (torchrun --max-restarts, or
+            # a new launch with --resume) gets through
+            if fail_at is not None and (ctx.rank, step) == fail_at and not history.resumed_at:
                 print(f"[rank {ctx.rank}] simulated crash after step {step}", flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
 
@@ -777,14 +780,16 @@ def launch_local(
     *,
     timeout_s: float = 120.0,
     port: int | None = None,
+    max_restarts: int = 0,
     threads_per_process: int | None = 1,
     env: dict[str, str] | None = None,
     cwd: str | Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``torchrun --nproc-per-node nproc -m coursekit.distributed *argv`` on this machine.
 
-    Rendezvous on ``127.0.0.1:port`` (default: a free port), no restarts: if a worker dies,
-    torchrun stops the others and exits with an error. The whole process tree runs in its own
+    Rendezvous on ``127.0.0.1:port`` (default: a free port). If a worker dies, torchrun stops
+    the others and, after ``max_restarts`` restarts of the whole group (default none; pass
+    ``--resume`` in ``argv`` so a restart continues from the checkpoint), exits with an error. The whole process tree runs in its own
     session and is killed if it outlives ``timeout_s`` (then :class:`TimeoutError`, with the
     output so far). Returns the completed process (``stdout`` holds stdout and stderr);
     the caller checks ``returncode``. ``threads_per_process`` sets ``OMP_NUM_THREADS``.
@@ -804,7 +809,7 @@ def launch_local(
         "--master-port",
         str(port if port is not None else free_port()),
         "--max-restarts",
-        "0",
+        str(max_restarts),
         "--monitor-interval",
         "0.2",
         "-m",

@@ -85,7 +85,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
         model = inner
 
 
-def _as_causal_lm(model: nn.Module) -> nn.Module:
+def _as_causal_lm(model: nn.Module) -> Any:
     model = _unwrap(model)
     if not isinstance(model, CausalLM):
         raise TypeError(
@@ -95,7 +95,7 @@ def _as_causal_lm(model: nn.Module) -> nn.Module:
     return model
 
 
-def _as_conditional(model: nn.Module) -> nn.Module:
+def _as_conditional(model: nn.Module) -> Any:
     model = _unwrap(model)
     if not isinstance(model, ConditionalLM):
         raise TypeError(
@@ -269,10 +269,10 @@ def _translate(
     _check_ids(src, "src")
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}.")
-    model = _as_conditional(model)
-    bos, eos, pad = _ids(model, *ids)
-    with eval_mode(model):
-        lm = model.condition(src)
+    cond = _as_conditional(model)
+    bos, eos, pad = _ids(cond, *ids)
+    with eval_mode(cond):
+        lm = cond.condition(src)
         start = torch.full((src.shape[0], 1), bos, dtype=torch.long, device=src.device)
         out = _decode_loop(
             lm,
@@ -382,11 +382,11 @@ def beam_search(
         raise ValueError(f"beam_size must be at least 1, got {beam_size}.")
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}.")
-    model = _as_conditional(model)
-    bos, eos, pad = _ids(model, bos_id, eos_id, pad_id)
+    cond = _as_conditional(model)
+    bos, eos, pad = _ids(cond, bos_id, eos_id, pad_id)
     b, k, device = src.shape[0], beam_size, src.device
-    with eval_mode(model):
-        lm = model.condition(src.repeat_interleave(k, dim=0))  # beams of a source are adjacent
+    with eval_mode(cond):
+        lm = cond.condition(src.repeat_interleave(k, dim=0))  # beams of a source are adjacent
         cache = lm.new_cache()
         seqs = torch.full((b, k, 1), bos, dtype=torch.long, device=device)
         scores = torch.full((b, k), float("-inf"), device=device)
@@ -441,10 +441,10 @@ def sequence_log_probs(
     Scored in one teacher-forced pass; used to compare decoders (beam search should find
     translations the model itself rates at least as likely as greedy's).
     """
-    model = _as_conditional(model)
-    bos, eos, pad = _ids(model, bos_id, eos_id, pad_id)
-    with eval_mode(model):
-        lm = model.condition(src)
+    cond = _as_conditional(model)
+    bos, eos, pad = _ids(cond, bos_id, eos_id, pad_id)
+    with eval_mode(cond):
+        lm = cond.condition(src)
         start = torch.full((tokens.shape[0], 1), bos, dtype=torch.long, device=tokens.device)
         logits = lm.step(torch.cat([start, tokens[:, :-1]], dim=1), None)
         log_p = torch.log_softmax(logits.float(), -1).gather(-1, tokens[..., None]).squeeze(-1)

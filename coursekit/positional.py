@@ -84,6 +84,8 @@ class SinusoidalPositionalEncoding(nn.Module):
     The table is computed for ``max_positions`` and grown on demand, so any length works.
     """
 
+    pe: torch.Tensor
+
     def __init__(self, d_model: int, max_positions: int = 1024, *, base: float = 10000.0) -> None:
         super().__init__()
         self.d_model, self.base = d_model, base
@@ -226,6 +228,9 @@ class RotaryEmbedding(nn.Module):
     picks the channel pairing (see :func:`apply_rope`).
     """
 
+    cos: torch.Tensor
+    sin: torch.Tensor
+
     def __init__(
         self,
         head_dim: int,
@@ -350,6 +355,8 @@ class ALiBiBias(nn.Module):
 
     The slopes are a buffer (they follow the model's device); no parameters.
     """
+
+    slopes: torch.Tensor
 
     def __init__(self, n_heads: int) -> None:
         super().__init__()

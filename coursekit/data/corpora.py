@@ -126,7 +126,8 @@ def load_sst2(*, seed: int = 0, val_fraction: float = 0.05) -> LabeledSplits:
 
     The GLUE test labels are not public, so the 872 dev sentences serve as the course's test set.
     """
-    train, val = [], []
+    train: list[tuple[str, int]] = []
+    val: list[tuple[str, int]] = []
     for sentence, label in _read_tsv("sst2_train"):
         (val if _bucket(sentence, seed) < val_fraction else train).append((sentence, label))
     return LabeledSplits(train=train, val=val, test=_read_tsv("sst2_dev"))

@@ -201,8 +201,9 @@ def check_sdpa(answer: Any) -> None:
     ]
     for name, args, hint, mistakes in cases:
         out = answer(*args)
+        q, k, v = args[0], args[1], args[2]
         expected = F.scaled_dot_product_attention(
-            *args[:3], attn_mask=args[3] if len(args) > 3 else None
+            q, k, v, attn_mask=args[3] if len(args) > 3 else None
         )
         expect_close(
             out,

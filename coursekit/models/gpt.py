@@ -52,8 +52,8 @@ class GPTConfig:
 
     * ``vocab_size``, ``block_size`` (the context window: learned positions cannot go beyond),
       ``n_layers``, ``n_heads``, ``d_model``, ``d_ff`` (default ``4 * d_model``);
-    * ``dropout``: on the embeddings, the attention weights and each residual branch (GPT-2
-      uses 0.1 for pre-training; small data sets want more or none);
+    * ``dropout``: on the embeddings, the attention weights and each residual branch, as GPT-2
+      (0.1 for its pre-training; small data sets want more, or none for short runs);
     * recipe: ``positional`` (``"learned"`` or ``"rope"``), ``norm`` (``"layer"`` or ``"rms"``),
       ``activation`` (``"gelu_tanh"``, ``"gelu"``, ``"relu"``, ``"swiglu"``, ``"geglu"``),
       ``bias``, ``n_kv_heads`` (None = ``n_heads``; fewer = grouped-query attention),
@@ -91,7 +91,9 @@ class GPTConfig:
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         if not _positive_int(self.d_ff):
-            raise ValueError(f"GPTConfig.d_ff must be a positive integer (or None = 4 d_model), got {self.d_ff!r}.")
+            raise ValueError(
+                f"GPTConfig.d_ff must be a positive integer (or None = 4 d_model), got {self.d_ff!r}."
+            )
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"GPTConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads} "
@@ -123,7 +125,9 @@ class GPTConfig:
         if not self.eps > 0:
             raise ValueError(f"GPTConfig.eps must be positive, got {self.eps}.")
         if not (math.isfinite(self.rope_base) and self.rope_base > 1):
-            raise ValueError(f"GPTConfig.rope_base must be a finite number > 1, got {self.rope_base}.")
+            raise ValueError(
+                f"GPTConfig.rope_base must be a finite number > 1, got {self.rope_base}."
+            )
         if not self.init_std > 0:
             raise ValueError(f"GPTConfig.init_std must be positive, got {self.init_std}.")
 
@@ -150,6 +154,7 @@ class GPTConfig:
             eps=self.eps,
             bias=self.bias,
             dropout=self.dropout,
+            ffn_dropout=0.0,  # GPT-2 drops the FFN's output (a residual branch), not its inside
             cross_attention=False,
             scratch=self.scratch,
         )
@@ -173,21 +178,6 @@ class GPTConfig:
         embed = v * d + (self.block_size * d if self.positional == "learned" else 0)
         head = 0 if self.tie_embeddings else d * v
         return embed + self.n_layers * self.block_config().n_params() + norm + head
-
-    def flops_per_token(self, seq_len: int | None = None) -> int:
-        """Training FLOPs per token: 6 x (non-embedding matrix parameters + the output matrix)
-        + 6 x the attention's ``2 n_layers T d`` score/value work for context ``T``.
-
-        (Kaplan et al.'s and PaLM's accounting: forward 2 FLOPs per weight and token, backward
-        twice that; the causal mask's halving of the attention work is not counted.)
-        """
-        t = self.block_size if seq_len is None else seq_len
-        d, dkv = self.d_model, self.kv_heads * self.head_dim
-        assert self.d_ff is not None
-        n_in = 2 if self.activation in ("swiglu", "geglu") else 1
-        per_layer = d * (d + 2 * dkv) + d * d + (n_in + 1) * d * self.d_ff
-        matmul_params = self.n_layers * per_layer + d * self.vocab_size
-        return 6 * matmul_params + 6 * 2 * self.n_layers * t * d
 
     # ---- recipes --------------------------------------------------------------------------------
     @staticmethod
@@ -401,4 +391,3 @@ def gpt_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torc
     """``loss_fn`` for :func:`coursekit.train.train`: ``model.loss(x, y)`` of an ``(x, y)`` batch."""
     x, y = batch
     return model.loss(x, y)  # type: ignore[operator]
-

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -181,6 +182,10 @@ class TransformerStack(nn.Module):
             if final_norm and n_layers
             else None
         )
+
+    def blocks(self) -> list[TransformerBlock]:
+        """The stack's blocks, typed."""
+        return [cast(TransformerBlock, layer) for layer in self.layers]
 
     def forward(
         self,
@@ -358,27 +363,20 @@ class Transformer(nn.Module):
         """Trainable parameters, tied matrices counted once."""
         return sum(p.numel() for p in self.parameters())
 
-    def set_scratch(self, scratch: bool = True) -> Transformer:
-        """Switch every attention to the written-out version (True) or PyTorch's kernel."""
-        for module in self.modules():
-            if hasattr(module, "scratch") and isinstance(module, nn.Module) and module is not self:
-                module.scratch = scratch
-        return self
-
     def cross_attention_weights(
         self, src: torch.Tensor, tgt_in: torch.Tensor, *, layer: int = -1
     ) -> torch.Tensor:
         """Cross-attention weights ``(B, H, T, S)`` of one decoder layer (teacher-forced)."""
-        block = self.decoder.layers[layer]
-        assert block.cross_attn is not None
-        block.cross_attn.keep_weights = True
+        cross = self.decoder.blocks()[layer].cross_attn
+        assert cross is not None
+        cross.keep_weights = True
         try:
             with eval_mode(self):
                 self(src, tgt_in)
-            weights = block.cross_attn.last_weights
+            weights = cross.last_weights
         finally:
-            block.cross_attn.keep_weights = False
-            block.cross_attn.last_weights = None
+            cross.keep_weights = False
+            cross.last_weights = None
         assert weights is not None
         return weights
 
@@ -408,13 +406,13 @@ class Transformer(nn.Module):
             self.decoder.layers
         ):
             raise ValueError("the two models have different numbers of layers.")
-        for ours, theirs in zip(self.encoder.layers, enc_layers, strict=True):
+        for ours, theirs in zip(self.encoder.blocks(), enc_layers, strict=True):
             ours.self_attn.load_torch(theirs.self_attn)
             ours.ffn.w1.load_state_dict(theirs.linear1.state_dict())
             ours.ffn.w2.load_state_dict(theirs.linear2.state_dict())
             ours.self_attn_norm.load_state_dict(theirs.norm1.state_dict())
             ours.ffn_norm.load_state_dict(theirs.norm2.state_dict())
-        for ours, theirs in zip(self.decoder.layers, dec_layers, strict=True):
+        for ours, theirs in zip(self.decoder.blocks(), dec_layers, strict=True):
             assert ours.cross_attn is not None and ours.cross_attn_norm is not None
             ours.self_attn.load_torch(theirs.self_attn)
             ours.cross_attn.load_torch(theirs.multihead_attn)

@@ -11,7 +11,7 @@ batch-first ``(B, T, input_size)``.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -269,7 +269,7 @@ def copy_from_torch(ours: _StackBase, theirs: nn.RNNBase) -> _StackBase:
     expected = _TORCH_KINDS.get(type(ours))
     if expected is None or not isinstance(theirs, expected):
         raise TypeError(f"Cannot copy a {type(theirs).__name__} into a {type(ours).__name__}.")
-    if theirs.bidirectional or getattr(theirs, "proj_size", 0):
+    if theirs.bidirectional or getattr(theirs, "proj_size", 0) > 0:
         raise ValueError("Bidirectional or projected torch RNNs have no coursekit equivalent.")
     if (theirs.num_layers, theirs.hidden_size, theirs.input_size) != (
         ours.num_layers,
@@ -281,7 +281,7 @@ def copy_from_torch(ours: _StackBase, theirs: nn.RNNBase) -> _StackBase:
             f"{(theirs.num_layers, theirs.hidden_size, theirs.input_size)}, coursekit has "
             f"{(ours.num_layers, ours.hidden_size, ours.input_size)}."
         )
-    for k, cell in enumerate(ours.cells):
+    for k, cell in enumerate(cast(list[_CellBase], list(ours.cells))):
         cell.weight_ih.copy_(getattr(theirs, f"weight_ih_l{k}"))
         cell.weight_hh.copy_(getattr(theirs, f"weight_hh_l{k}"))
         if cell.bias_ih is not None:

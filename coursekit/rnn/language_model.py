@@ -9,13 +9,22 @@ It plugs into :func:`coursekit.train.train` through :func:`lm_loss`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coursekit.rnn.cells import GRU, LSTM, RNN, LSTMGates, copy_from_torch
+from coursekit.rnn.cells import (
+    GRU,
+    LSTM,
+    RNN,
+    LSTMCell,
+    LSTMGates,
+    _CellBase,
+    _StackBase,
+    copy_from_torch,
+)
 
 __all__ = ["CellKind", "CharRNNLM", "hidden_gradient_norms", "lm_loss"]
 
@@ -110,7 +119,7 @@ class CharRNNLM(nn.Module):
         """A copy running coursekit's from-scratch cells with the same weights."""
         if self.impl == "scratch":
             return self
-        r = self.rnn
+        r = cast(nn.RNNBase, self.rnn)
         twin = CharRNNLM(
             self.vocab_size,
             r.hidden_size,
@@ -136,7 +145,7 @@ class CharRNNLM(nn.Module):
             raise ValueError("lstm_gates needs an LSTM model (cell='lstm').")
         model = self.to_scratch()
         x = model.embed(idx)
-        cell = model.rnn.cells[0]
+        cell = cast(LSTMCell, cast(_StackBase, model.rnn).cells[0])
         state = None
         gates: list[LSTMGates] = []
         for t in range(x.shape[1]):
@@ -179,7 +188,7 @@ def hidden_gradient_norms(model: CharRNNLM, idx: torch.Tensor) -> torch.Tensor:
     (For the LSTM, h_t is the hidden output; its influence on h_T also flows through c.)
     """
     scratch = model.to_scratch()
-    cell = scratch.rnn.cells[0]
+    cell = cast(_CellBase, cast(_StackBase, scratch.rnn).cells[0])
     with torch.no_grad():
         x = scratch.embed(idx)
     batch, steps = idx.shape
@@ -197,6 +206,7 @@ def hidden_gradient_norms(model: CharRNNLM, idx: torch.Tensor) -> torch.Tensor:
         gen = torch.Generator().manual_seed(0)
         u = torch.randn(cell.hidden_size, generator=gen).to(x.device)
         (hs[-1] @ (u / u.norm())).sum().backward()
-    norms = torch.stack([hs[t].grad.norm(dim=-1).mean() for t in range(steps)])
+    grads = [hs[t].grad for t in range(steps)]
+    norms = torch.stack([g.norm(dim=-1).mean() for g in grads if g is not None])
     scratch.zero_grad(set_to_none=True)
     return norms.detach()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -59,10 +60,10 @@ def time_rnn_vs_attention(
         rows.append(
             TimingRow(
                 seq_len=int(t),
-                rnn_loop=time_call(lambda x=x: scratch(x), device=device, repeats=repeats),
-                torch_rnn=time_call(lambda x=x: fused(x), device=device, repeats=repeats),
+                rnn_loop=time_call(partial(scratch, x), device=device, repeats=repeats),
+                torch_rnn=time_call(partial(fused, x), device=device, repeats=repeats),
                 attention=time_call(
-                    lambda x=x: attn(x, x, x, need_weights=False), device=device, repeats=repeats
+                    partial(attn, x, x, x, need_weights=False), device=device, repeats=repeats
                 ),
             )
         )
