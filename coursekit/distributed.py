@@ -467,7 +467,7 @@ def train_data_parallel(
             norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         elif params:
             norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])  # type: ignore[arg-type]
+                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
             )
         else:
             norm = torch.zeros((), device=device)
@@ -618,7 +618,7 @@ def load_task(spec: str) -> Callable[[TaskOptions], Task]:
     factory = getattr(module, name, None)
     if not callable(factory):
         raise AttributeError(f"--task: {where} has no function {name!r}.")
-    return factory  # type: ignore[no-any-return]
+    return factory
 
 
 # --------------------------------------------------------------------------------------------

@@ -273,7 +273,7 @@ def check_widgets() -> Finding:
             "ipywidgets is not installed in the kernel's environment.",
             "`pip install ipywidgets` in the course environment, then restart the kernel.",
         )
-    import ipywidgets  # type: ignore[import-untyped]
+    import ipywidgets
 
     major = int(ipywidgets.__version__.split(".")[0])
     jupyter = shutil.which("jupyter")

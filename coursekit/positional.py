@@ -265,7 +265,7 @@ class RotaryEmbedding(nn.Module):
         self.cos = cos.to(self.cos.dtype).to(self.cos.device)
         self.sin = sin.to(self.sin.dtype).to(self.sin.device)
 
-    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202
         # model.to(dtype) would cast the float32 tables and lose precision for float64 models:
         # rebuild them from float64 in the new dtype instead.
         super()._apply(fn, recurse)

@@ -189,7 +189,7 @@ def _names(paths: list[Path]) -> str:
 
 
 def _progress(total: int | None, desc: str, enabled: bool) -> Any:  # a tqdm bar
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not enabled, leave=False)
 

@@ -123,7 +123,7 @@ class CharRNNLM(nn.Module):
         twin = CharRNNLM(
             self.vocab_size,
             r.hidden_size,
-            cell=self.cell,  # type: ignore[arg-type]
+            cell=self.cell,
             num_layers=r.num_layers,
             embed_dim=self.embed.embedding_dim,
             dropout=float(r.dropout),

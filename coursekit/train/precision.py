@@ -66,5 +66,5 @@ def make_grad_scaler(device: torch.device | str, dtype: torch.dtype | None) -> t
     device = _device(device)
     enabled = device.type == "cuda" and dtype == torch.float16
     if not hasattr(torch.amp, "GradScaler"):  # torch < 2.3
-        return torch.cuda.amp.GradScaler(enabled=enabled)  # type: ignore[return-value]
+        return torch.cuda.amp.GradScaler(enabled=enabled)
     return torch.amp.GradScaler(device.type, enabled=enabled)
