@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -285,11 +284,6 @@ def check_causal(answer: Any) -> None:
 # ------------------------------------------------------------------------------------------
 # 03.3 predict the spread
 
-#: Notebook 03 first asked for d_k = 64 (a row its table prints) and expected one number, 8.
-#: Until its exercise cell asks the d_k = 100 question, that form is still accepted.
-LEGACY_03_3_ANSWER = 8.0
-
-
 @exercise(
     "03.3",
     notebook=NB,
@@ -302,7 +296,6 @@ LEGACY_03_3_ANSWER = 8.0
     also_correct={
         "integers": (10, 1),
         "written as square roots": (math.sqrt(100), math.sqrt(100) / math.sqrt(100)),
-        "the old question (d_k = 64, one number)": LEGACY_03_3_ANSWER,
     },
     wrong_answers={
         "the variance, (100, 1)": (100, 1),
@@ -316,13 +309,9 @@ def check_std(answer: Any) -> None:
     """(10, 1): a sum of 100 independent unit-variance products has variance 100; dividing by sqrt(100) brings it to 1.
 
     Rejects the variance for the standard deviation, dividing by d_k, the d_k = 64 row of the
-    table, and a forgotten scaling. Also accepts the single number 8 that notebook 03 asked
-    for before (d_k = 64).
+    table, and a forgotten scaling.
     """
     if not isinstance(answer, (tuple, list)):
-        legacy = isinstance(answer, numbers.Real) and not isinstance(answer, bool)
-        if legacy and math.isclose(float(answer), LEGACY_03_3_ANSWER, rel_tol=1e-3):
-            return
         raise ExerciseFailure(
             f"answer should be a pair (std_unscaled, std_scaled), not {a_type(answer)}.",
             hint="Set answer = (std of q . k, std of q . k / sqrt(d_k)), two numbers.",

@@ -189,36 +189,6 @@ class Seq2Seq(nn.Module):
         """Encode ``src`` ``(B, S)`` once; the result decodes step by step (see generate)."""
         return ConditionedRNNDecoder(self, *self.encode(src))
 
-    @torch.no_grad()
-    def greedy_decode(
-        self, src: torch.Tensor, max_len: int = 30
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Greedy translation of a batch: ids ``(B, <=max_len)`` (after ``bos``), weights ``(B, L, S)``.
-
-        Sequences that emitted ``eos`` keep emitting padding.
-        """
-        was_training = self.training
-        self.eval()
-        states, summary, valid = self.encode(src)
-        b = src.shape[0]
-        token = torch.full((b, 1), self.config.bos_id, dtype=torch.long, device=src.device)
-        hidden = None
-        done = torch.zeros(b, dtype=torch.bool, device=src.device)
-        outputs, all_weights = [], []
-        for _ in range(max_len):
-            logits, hidden, weights = self._decode(token, states, summary, valid, hidden)
-            token = logits[:, -1].argmax(-1, keepdim=True)
-            token = token.masked_fill(done.unsqueeze(1), self.config.pad_id)
-            outputs.append(token)
-            if weights is not None:
-                all_weights.append(weights)
-            done = done | (token.squeeze(1) == self.config.eos_id)
-            if done.all():
-                break
-        self.train(was_training)
-        ids = torch.cat(outputs, dim=1)
-        return ids, (torch.cat(all_weights, dim=1) if all_weights else None)
-
 
 class ConditionedRNNDecoder:
     """The GRU decoder of a :class:`Seq2Seq` given one batch of sources: a causal language
