@@ -1,93 +1,238 @@
-"""coursekit attention vs PyTorch's fused attention, and the tiled (flash) version's memory.
+"""coursekit attention against PyTorch's fused attention: time and peak memory against length.
 
-Run: ``python benchmarks/bench_attention.py [--device cuda] [--threads 1]``.
-Writes ``benchmarks/results/attention.json``: per sequence length T (d = 64, 4 heads, batch 2),
-the forward time of ``coursekit.attention.scaled_dot_product_attention`` (explicit, materialises
-the T x T weights), ``coursekit.attention.flash_attention`` (tiled, online softmax) and
-``torch.nn.functional.scaled_dot_product_attention`` (the reference), their ratios to the
-reference measured in the same run, the largest difference from the reference, the size of the
-score matrix the explicit version allocates and the fitted log-log slope of time vs T.
+Run: ``python benchmarks/bench_attention.py [--device cuda] [--quick] [--threads 1]``.
+
+Causal self-attention, batch 2, 4 heads, d_head 64, float32, forward only (no autograd). For each
+sequence length T the calls are alternated round by round (median of ``--rounds``):
+
+* ``attention.json``: the forward time of coursekit's explicit
+  ``scaled_dot_product_attention`` (materialises the T x T weights), its tiled
+  ``flash_attention`` (online softmax, blocks of ``--block-size``) and ``fused_attention`` (the
+  running version: PyTorch's kernel with ``is_causal``), each against
+  ``torch.nn.functional.scaled_dot_product_attention(..., is_causal=True)``, with the largest
+  difference from the reference and the log-log slope of the explicit version's time.
+* ``attention_memory.json``: peak memory of one call above what was allocated before it
+  (CUDA: ``torch.cuda.max_memory_allocated``; CPU: every allocation of PyTorch's CPU allocator
+  recorded by ``torch.profiler``), next to the analytic size of one T x T float32 score matrix.
+* ``attention_module.json``: coursekit's ``MultiHeadAttention`` (causal) against the same
+  projections written in plain PyTorch around ``F.scaled_dot_product_attention`` (same weights):
+  what the module's checks and reshapes cost.
+
+Sliding-window (banded) and linear attention join once ``coursekit.long_context`` exists: see
+:func:`long_context_variants` (the hook).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import save_results, time_call  # noqa: E402
+from common import add_common_args, alternate, peak_memory_bytes, save_results, setup  # noqa: E402
 
-from coursekit.attention import flash_attention, scaled_dot_product_attention  # noqa: E402
+from coursekit.attention import (  # noqa: E402
+    MultiHeadAttention,
+    flash_attention,
+    fused_attention,
+    scaled_dot_product_attention,
+)
 from coursekit.scaling import fit_loglog_slope  # noqa: E402
 
+B, H, D_HEAD = 2, 4, 64
+MiB = 2**20
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--lengths", default="128,256,512,1024,2048")
-    parser.add_argument("--block-size", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    lengths = [int(v) for v in args.lengths.split(",")]
-    rows = []
-    gen = torch.Generator().manual_seed(0)
-    for t in lengths:
-        q, k, v = (torch.randn(2, 4, t, 64, generator=gen).to(args.device) for _ in range(3))
-        ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        mask = torch.ones(t, t, dtype=torch.bool, device=args.device).tril()
-        ours = scaled_dot_product_attention(q, k, v, mask)
-        tiled = flash_attention(q, k, v, causal=True, block_size=args.block_size)
-        t_ref = time_call(
-            lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
-            device=args.device,
-            repeats=args.repeats,
-            warmup=2,
-            statistic="median",
-        )
-        t_ours = time_call(
-            lambda q=q, k=k, v=v, mask=mask: scaled_dot_product_attention(q, k, v, mask),
-            device=args.device,
-            repeats=args.repeats,
-            warmup=2,
-            statistic="median",
-        )
-        t_tiled = time_call(
-            lambda q=q, k=k, v=v: flash_attention(q, k, v, causal=True, block_size=args.block_size),
-            device=args.device,
-            repeats=args.repeats,
-            warmup=2,
-            statistic="median",
-        )
-        rows.append(
-            {
-                "seq_len": t,
-                "torch_sdpa_ms": round(1e3 * t_ref, 3),
-                "coursekit_ms": round(1e3 * t_ours, 3),
-                "tiled_ms": round(1e3 * t_tiled, 3),
-                "coursekit_over_torch": round(t_ours / t_ref, 2),
-                "tiled_over_torch": round(t_tiled / t_ref, 2),
-                "max_abs_diff": float(max((ours - ref).abs().max(), (tiled - ref).abs().max())),
-                "score_matrix_MiB": round(2 * 4 * t * t * 4 / 2**20, 1),
-                "tiled_block_MiB": round(2 * 4 * args.block_size**2 * 4 / 2**20, 2),
-            }
-        )
-        print(rows[-1])
-    slope = fit_loglog_slope(lengths, [r["coursekit_ms"] for r in rows])
-    path = save_results(
-        "attention",
-        "Attention: coursekit explicit and tiled vs torch SDPA (causal, B=2, H=4, d=64)",
-        rows,
-        notes=f"time of coursekit's explicit attention grows as T^{slope:.2f} (quadratic: 2)",
+Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def long_context_variants(t: int, device: str) -> dict[str, Kernel]:
+    """HOOK for ``coursekit.long_context`` (sliding window + global tokens, Linformer, Performer).
+
+    Returns extra causal attention kernels ``name -> fn(q, k, v)`` timed against the same
+    reference as the others, or nothing while the module does not exist. The sliding-window
+    mask follows the documented ``sliding_window_mask(t, window, *, causal=True, device=None)``;
+    add a linear-attention kernel here (e.g. a Performer feature map) when its API lands.
+    """
+    if importlib.util.find_spec("coursekit.long_context") is None:
+        return {}
+    from coursekit import long_context
+
+    variants: dict[str, Kernel] = {}
+    if hasattr(long_context, "sliding_window_mask"):
+        window = min(t, 128)
+        band = long_context.sliding_window_mask(t, window, causal=True, device=device)
+        variants[f"window {window}"] = lambda q, k, v: fused_attention(q, k, v, mask=band)
+    return variants
+
+
+class PlainAttention(nn.Module):
+    """Causal self-attention in plain PyTorch with the weights of a coursekit MultiHeadAttention."""
+
+    def __init__(self, ours: MultiHeadAttention) -> None:
+        super().__init__()
+        self.ours = ours
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.ours
+        b, t, d = x.shape
+        qkv = F.linear(x, m.qkv_proj.weight, m.qkv_proj.bias)
+        q, k, v = qkv.view(b, t, 3, m.n_heads, m.d_head).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return F.linear(out.transpose(1, 2).reshape(b, t, d), m.out_proj.weight, m.out_proj.bias)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_args(parser, rounds=7)
+    parser.add_argument(
+        "--lengths",
+        default=None,
+        help="sequence lengths (default cpu 128..2048, cuda 512..8192; quick 64,128)",
     )
-    print(f"slope {slope:.2f}; wrote {path}")
+    parser.add_argument("--block-size", type=int, default=128)
+    args = setup(parser.parse_args(argv))
+    device = args.device
+    if args.lengths:
+        lengths = [int(v) for v in args.lengths.split(",")]
+    elif args.quick:
+        lengths = [64, 128]
+    else:
+        lengths = [512, 1024, 2048, 4096, 8192] if device == "cuda" else [128, 256, 512, 1024, 2048]
+    gen = torch.Generator().manual_seed(0)
+    time_rows, mem_rows, module_rows = [], [], []
+    method = "torch.cuda.max_memory_allocated" if device == "cuda" else "torch.profiler"
+    mha = MultiHeadAttention(H * D_HEAD, H).to(device).eval()
+    plain = PlainAttention(mha).eval()
+    extra_names: list[str] = []
+    with torch.no_grad():
+        for t in lengths:
+            q, k, v = (torch.randn(B, H, t, D_HEAD, generator=gen).to(device) for _ in range(3))
+            mask = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+            kernels: dict[str, Kernel] = {
+                "sdpa": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                "explicit": lambda q, k, v, mask=mask: scaled_dot_product_attention(q, k, v, mask),
+                "tiled": lambda q, k, v: flash_attention(
+                    q, k, v, causal=True, block_size=args.block_size
+                ),
+                "fused": lambda q, k, v: fused_attention(q, k, v, is_causal=True),
+            }
+            extra = long_context_variants(t, device)
+            extra_names += [n for n in extra if n not in extra_names]
+            kernels.update(extra)
+            outputs = {name: fn(q, k, v) for name, fn in kernels.items()}
+            ref = outputs["sdpa"]
+            times = alternate(
+                {name: (lambda fn=fn, q=q, k=k, v=v: fn(q, k, v)) for name, fn in kernels.items()},
+                args.rounds,
+                warmup=2,
+                device=device,
+            )
+            row: dict[str, object] = {"T": t}
+            row.update({f"{name} ms": 1e3 * s for name, s in times.items()})
+            row.update(
+                {
+                    f"ratio {name}/sdpa": times[name] / times["sdpa"]
+                    for name in kernels
+                    if name != "sdpa"
+                }
+            )
+            row["max abs diff"] = max(
+                float((outputs[n] - ref).abs().max()) for n in ("explicit", "tiled", "fused")
+            )
+            time_rows.append(row)
+            print(row, flush=True)
+
+            peaks = {
+                name: peak_memory_bytes(lambda fn=fn, q=q, k=k, v=v: fn(q, k, v), device)
+                for name, fn in kernels.items()
+                if name != "fused"  # the same kernel as sdpa
+            }
+            mem = {
+                "T": t,
+                "score matrix MiB": B * H * t * t * 4 / MiB,
+                **{f"{name} peak MiB": b / MiB for name, b in peaks.items()},
+                **{
+                    f"ratio {name}/sdpa": peaks[name] / max(peaks["sdpa"], 1)
+                    for name in peaks
+                    if name != "sdpa"
+                },
+                "tiled block MiB": B * H * args.block_size * min(args.block_size, t) * 4 / MiB,
+            }
+            mem_rows.append(mem)
+            print(mem, flush=True)
+
+            x = torch.randn(B, t, H * D_HEAD, generator=gen).to(device)
+            mod_times = alternate(
+                {
+                    "coursekit": lambda x=x: mha(x, is_causal=True),
+                    "plain": lambda x=x: plain(x),
+                },
+                args.rounds,
+                warmup=2,
+                device=device,
+            )
+            gap = float((mha(x, is_causal=True) - plain(x)).abs().max())
+            module_rows.append(
+                {
+                    "T": t,
+                    "MultiHeadAttention ms": 1e3 * mod_times["coursekit"],
+                    "plain PyTorch ms": 1e3 * mod_times["plain"],
+                    "ratio": mod_times["coursekit"] / mod_times["plain"],
+                    "max abs diff": gap,
+                }
+            )
+            print(module_rows[-1], flush=True)
+
+    slope = (
+        fit_loglog_slope(lengths, [r["explicit ms"] for r in time_rows])
+        if len(lengths) > 1
+        else float("nan")
+    )
+    later = (
+        f" Extra rows from coursekit.long_context: {', '.join(extra_names)}."
+        if extra_names
+        else " Sliding-window and linear attention rows appear once coursekit.long_context exists."
+    )
+    common = dict(device=device, quick=args.quick)
+    shape = f"causal, B={B}, H={H}, d_head={D_HEAD}, float32, {device}"
+    paths = [
+        save_results(
+            "attention",
+            f"Attention forward time: coursekit explicit, tiled and fused vs torch SDPA ({shape})",
+            time_rows,
+            notes=f"Median of {args.rounds} alternated rounds; ratio < 1: coursekit is faster. "
+            f"The explicit version's time grows as T^{slope:.2f} (quadratic: 2); the tiled one "
+            f"never holds the T x T matrix but runs its block loop in Python; fused_attention is "
+            f"PyTorch's kernel behind the package's mask handling (ratio ~1).{later}",
+            **common,
+        ),
+        save_results(
+            "attention_memory",
+            f"Attention peak memory: coursekit explicit and tiled vs torch SDPA ({shape})",
+            mem_rows,
+            notes=f"Peak bytes allocated during one forward call ({method}), output included; "
+            "the explicit version holds several T x T matrices (scores, weights), the tiled one "
+            f"one block of {args.block_size} x {args.block_size} per head at a time.",
+            **common,
+        ),
+        save_results(
+            "attention_module",
+            f"MultiHeadAttention vs the same projections around F.scaled_dot_product_attention ({shape})",
+            module_rows,
+            notes="Same weights, is_causal=True; median of alternated rounds; the ratio is the "
+            "cost of the module's checks, mask handling and reshapes.",
+            **common,
+        ),
+    ]
+    for path in paths:
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

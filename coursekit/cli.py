@@ -87,23 +87,27 @@ def _bench(args: argparse.Namespace) -> int:
     checkout = checkout_root()
     if checkout is None:
         print(
-            "coursekit bench: the benchmarks run from a source checkout of the course.",
+            "coursekit bench: the benchmarks are scripts in the course repository's benchmarks/ "
+            "folder, and this coursekit is not installed from a checkout of it. Clone the "
+            "course, install it with `pip install -e .` and run `coursekit bench` there.",
             file=sys.stderr,
         )
         return 2
-    root = checkout / "benchmarks"
-    scripts = sorted(root.glob("bench_*.py"))
-    if args.name:
-        scripts = [s for s in scripts if args.name in s.stem]
-    if not scripts:
-        print(f"No benchmark scripts found in {root}.", file=sys.stderr)
+    runner = checkout / "benchmarks" / "run_all.py"
+    if not runner.is_file():
+        print(f"coursekit bench: {runner} is missing from this checkout.", file=sys.stderr)
         return 2
-    for script in scripts:
-        print(f"== {script.name}")
-        code = subprocess.call([sys.executable, str(script)])
-        if code:
-            return code
-    return subprocess.call([sys.executable, str(root / "report.py")])
+    only = ",".join(n for n in [args.only, *args.names] if n)
+    argv = ["--device", args.device]
+    if args.quick:
+        argv.append("--quick")
+    if only:
+        argv += ["--only", only]
+    if args.results_dir:
+        argv += ["--results-dir", str(Path(args.results_dir).expanduser().resolve())]
+    if args.list:
+        argv.append("--list")
+    return subprocess.call([sys.executable, str(runner), *argv], cwd=checkout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,10 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     progress = sub.add_parser("progress", help="show your exercise and quiz progress")
     progress.add_argument("notebook", nargs="?", default=None)
     progress.set_defaults(func=_progress)
-    bench = sub.add_parser("bench", help="run the benchmarks (from a source checkout)")
-    bench.add_argument(
-        "name", nargs="?", default=None, help="only scripts whose name contains this"
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmarks and rebuild their tables (from a source checkout)",
+        description="Run benchmarks/run_all.py: every benchmark (warm-up, alternated rounds, "
+        "medians, the machine recorded), results as JSON under benchmarks/results/, then the "
+        "README's and benchmarks/RESULTS.md's tables rebuilt.",
     )
+    bench.add_argument("names", nargs="*", help="benchmarks to run (same as --only)")
+    bench.add_argument("--only", default=None, help="NAME[,NAME]: only these benchmarks")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes, into a temporary folder")
+    bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    bench.add_argument("--results-dir", default=None, help="folder for the JSON results")
+    bench.add_argument("--list", action="store_true", help="list the benchmarks")
     bench.set_defaults(func=_bench)
     return parser
 
