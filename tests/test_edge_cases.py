@@ -28,6 +28,7 @@ from coursekit.positional import (
     rope_frequencies,
     t5_relative_position_bucket,
 )
+from coursekit.rnn.seq2seq import Seq2SeqConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -236,3 +237,33 @@ def test_property_positional(t: int, d: int, base: float, scale: float, num_buck
     else:
         assert buckets.shape == rel.shape
         assert int(buckets.min()) >= 0 and int(buckets.max()) < num_buckets
+
+
+# ------------------------------------------------------------------ model configs validate
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: TransformerConfig(10, 10, dropout=1.0), "dropout"),
+        (lambda: TransformerConfig(10, 10, dropout=-0.1), "dropout"),
+        (lambda: TransformerConfig(10, 10, n_heads=0), "n_heads"),
+        (lambda: TransformerConfig(10, 10, d_model=30, n_heads=4), "divisible"),
+        (lambda: TransformerConfig(10, 10, max_positions=0), "max_positions"),
+        (lambda: BlockConfig(16, 4, 32, dropout=1.5), "dropout"),
+        (lambda: BlockConfig(16, 4, 0), "d_ff"),
+        (lambda: BlockConfig(16, 4, 32, n_kv_heads=3), "n_kv_heads"),
+        (lambda: BlockConfig(16, 4, 32, eps=0.0), "eps"),
+        (lambda: BlockConfig(16, 4, 32, activation="tanh"), "activation"),  # type: ignore[arg-type]
+    ],
+)
+def test_model_configs_name_the_bad_field(build, match: str) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_seq2seq_config_validates() -> None:
+    with pytest.raises(ValueError, match="dropout"):
+        Seq2SeqConfig(10, 10, dropout=1.0)
+    with pytest.raises(ValueError, match="d_hidden"):
+        Seq2SeqConfig(10, 10, d_hidden=0)
+    with pytest.raises(ValueError, match="eos_id"):
+        Seq2SeqConfig(10, 2)

@@ -31,8 +31,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from coursekit.rnn.language_model import RecurrentCache
 from coursekit.tokenize import (
+    BOS_ID,
     BOS_TOKEN,
+    EOS_ID,
     EOS_TOKEN,
+    PAD_ID,
     PAD_TOKEN,
     UNK_TOKEN,
     WordVocab,
@@ -66,9 +69,24 @@ class Seq2SeqConfig:
     d_hidden: int = 256
     attention: bool = True
     dropout: float = 0.1
-    pad_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
+    pad_id: int = PAD_ID
+    bos_id: int = BOS_ID
+    eos_id: int = EOS_ID
+
+    def __post_init__(self) -> None:
+        for name in ("src_vocab", "tgt_vocab", "d_emb", "d_hidden"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Seq2SeqConfig.{name} must be a positive integer, got {value!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"Seq2SeqConfig.dropout must be in [0, 1), got {self.dropout}.")
+        for name in ("pad_id", "bos_id", "eos_id"):
+            value = getattr(self, name)
+            if not 0 <= value < self.tgt_vocab:
+                raise ValueError(
+                    f"Seq2SeqConfig.{name}={value} is outside the target vocabulary "
+                    f"(0..{self.tgt_vocab - 1})."
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)
