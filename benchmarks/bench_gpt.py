@@ -5,12 +5,13 @@
    weights (converted with ``gpt_from_hf``), tokens, loss and optimizer, the same threads.
    Median over alternated rounds; ratio < 1 means coursekit is faster. ``--profile`` prints
    where coursekit's step spends its time (torch.profiler).
-2. **The course's training path** to nanoGPT's validation loss: ``coursekit.train.train`` with
-   ``make_optimizer`` (fused AdamW where available), nanoGPT's schedule (2,000 iterations,
-   warm-up 100, cosine 1e-3 -> 1e-4, beta2 0.99, weight decay 0.1, clipping 1.0), evaluation
-   every 250 iterations included; variants: eager float32, ``torch.compile``, and bf16 autocast
-   where the CPU has native bf16 (its loss must stay within 0.02 of float32's).
-   ``--train-steps 0`` skips it.
+2. **The course's training path** at nanoGPT's configuration: ``coursekit.train.train`` with
+   ``make_optimizer`` (fused AdamW where available), nanoGPT's schedule (warm-up 100, cosine
+   1e-3 -> 1e-4, beta2 0.99, weight decay 0.1, clipping 1.0), evaluation every 250 iterations
+   (20 batches) included in the wall time. Variants: GPT-2's recipe over 2,000 iterations; the
+   modern recipe (RoPE, RMSNorm, SwiGLU, no biases, same sizes) over 2,000 and over 1,000
+   iterations (the time to reach nanoGPT's 1.88); ``torch.compile`` of the loss; bf16 autocast
+   where the CPU has native bf16 (else skipped). ``--train-steps 0`` skips this part.
 3. **Model-FLOP utilisation** of the training step against a measured matmul rate.
 4. **Generation** tokens per second, greedy, batch 1: coursekit with and without the KV cache
    against ``transformers``' ``generate`` (with its cache), same weights, 1,024 positions.
@@ -150,43 +151,69 @@ def _bf16_native() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+#: name -> (recipe, share of the iterations, torch.compile, bf16 autocast)
+VARIANTS: dict[str, tuple[str, float, bool, bool]] = {
+    "gpt2": ("gpt2", 1.0, False, False),
+    "gpt2-compile": ("gpt2", 1.0, True, False),
+    "gpt2-bf16": ("gpt2", 1.0, False, True),
+    "modern": ("modern", 1.0, False, False),
+    "modern-half": ("modern", 0.5, False, False),
+    "modern-half-compile": ("modern", 0.5, True, False),
+}
+
+
 def bench_training_run(steps: int, variants: list[str]) -> list[dict[str, object]]:
+    """Full runs of ``coursekit.train.train``; each variant's schedule spans its own iterations."""
     data = load_tiny_shakespeare()
     tok = CharTokenizer.train(data.train)
     train_ids = torch.tensor(tok.encode(data.train))
     val_ids = torch.tensor(tok.encode(data.val))
-    config = GPTConfig(
+    base = GPTConfig(
         vocab_size=tok.vocab_size, block_size=BLOCK, n_layers=4, n_heads=4, d_model=128
     )
+    recipes = {
+        "gpt2": base,
+        "modern": base.replace(
+            positional="rope", norm="rms", activation="swiglu", d_ff=GPTConfig.swiglu_width(128),
+            bias=False,
+        ),
+    }  # fmt: skip
     rows = []
     for variant in variants:
+        recipe, share, compiled, amp = VARIANTS[variant]
+        n_steps = max(int(steps * share), 1)
         torch.manual_seed(0)
-        model = GPT(config)
+        model = GPT(recipes[recipe])
         gen = torch.Generator().manual_seed(0)
 
         def get_batch(split: str, gen: torch.Generator = gen) -> tuple[torch.Tensor, torch.Tensor]:
-            return random_windows(
-                train_ids if split == "train" else val_ids, BLOCK, BATCH, generator=gen
-            )
+            ids = train_ids if split == "train" else val_ids
+            return random_windows(ids, BLOCK, BATCH, generator=gen)
 
-        runner = torch.compile(model) if variant == "compile" else model
+        loss_fn = gpt_loss
+        if compiled:
+            compiled_loss = torch.compile(model.loss)
+            loss_fn = lambda m, b, f=compiled_loss: f(*b)  # noqa: E731
         tc = TrainConfig(
-            steps=steps, lr=1e-3, weight_decay=0.1, warmup_steps=min(100, steps // 10),
+            steps=n_steps, lr=1e-3, weight_decay=0.1, warmup_steps=min(100, n_steps // 10),
             schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0, eval_every=250, eval_batches=20,
-            amp=variant == "bf16", progress=False, desc=variant,
+            amp=amp, progress=False, desc=variant,
         )  # fmt: skip
         optimizer = make_optimizer(model, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
         start = time.perf_counter()
-        history = train(runner, get_batch, gpt_loss, tc, optimizer=optimizer)
+        history = train(model, get_batch, loss_fn, tc, optimizer=optimizer)
         seconds = time.perf_counter() - start
         val = _validation_loss(model, val_ids)
         rows.append(
             {
                 "variant": variant,
+                "recipe": recipe,
+                "torch.compile": compiled,
+                "bf16 autocast": amp,
                 "optimizer": "fused AdamW" if optimizer.defaults.get("fused") else "foreach AdamW",
-                "iterations": steps,
+                "iterations": n_steps,
                 "wall s (evaluation included)": seconds,
-                "ms per iteration": 1e3 * seconds / steps,
+                "ms per iteration": 1e3 * seconds / n_steps,
                 "val loss (200 x 12 windows)": val,
                 "val loss (last 20-batch estimate)": history.val_loss[-1],
             }
@@ -289,7 +316,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: keep)")
     parser.add_argument("--train-steps", type=int, default=2000)
-    parser.add_argument("--variants", default="eager,compile,bf16")
+    parser.add_argument(
+        "--variants", default="gpt2,modern,modern-half,modern-half-compile,gpt2-bf16"
+    )
     parser.add_argument("--gen-tokens", type=int, default=256)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -326,9 +355,9 @@ def main() -> None:
 
     if args.train_steps:
         variants = [v for v in args.variants.split(",") if v]
-        if "bf16" in variants and not _bf16_native():
+        if not _bf16_native() and any(VARIANTS[v][3] for v in variants):
             print("bf16 autocast skipped: this CPU has no native bf16 (no AVX512-BF16 / AMX)")
-            variants.remove("bf16")
+            variants = [v for v in variants if not VARIANTS[v][3]]
         run_rows = bench_training_run(args.train_steps, variants)
         save_results(
             "gpt_training_run",

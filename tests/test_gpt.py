@@ -88,7 +88,12 @@ def test_defaults_are_gpt2_small() -> None:
     # GPT-2 small: 124,439,808 parameters with the tied output matrix (Hugging Face's count)
     assert c.expected_parameters() == 124_439_808
     assert (c.d_ff, c.activation, c.positional, c.norm, c.bias, c.tie_embeddings) == (
-        3072, "gelu_tanh", "learned", "layer", True, True
+        3072,
+        "gelu_tanh",
+        "learned",
+        "layer",
+        True,
+        True,
     )
 
 
@@ -129,7 +134,9 @@ def test_modern_recipe_keeps_the_parameter_count() -> None:
     ],
 )
 def test_config_errors_are_clear(kw, message) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(
+        ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
         _config(**kw)
 
 
@@ -295,7 +302,9 @@ def test_generation_cached_equals_uncached(recipe) -> None:
     assert torch.equal(greedy, generate(m, prompt, 10, top_k=1))  # top-k 1 is greedy
     for kw in (dict(), dict(temperature=0.7, top_k=5), dict(top_p=0.8, repetition_penalty=1.3)):
         a = generate(m, prompt, 10, generator=torch.Generator().manual_seed(3), **kw)
-        b = generate(m, prompt, 10, generator=torch.Generator().manual_seed(3), use_cache=False, **kw)
+        b = generate(
+            m, prompt, 10, generator=torch.Generator().manual_seed(3), use_cache=False, **kw
+        )
         assert torch.equal(a, b), kw
     assert m.training is False
 
@@ -376,3 +385,18 @@ def test_no_host_device_sync_on_cuda() -> None:  # pragma: no cover - GPU only
             m.step(ids[:, :1], cache)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_dropout_sits_where_gpt2_puts_it() -> None:
+    m = GPT(_config(dropout=0.1))
+    block = m.blocks.layers[0]
+    assert m.embed_dropout.p == 0.1  # on the embeddings
+    assert block.self_attn.dropout == 0.1  # on the attention weights
+    assert block.dropout.p == 0.1  # on each residual branch
+    assert block.ffn.dropout.p == 0.0  # not between the FFN's two matrices
+    ids = torch.randint(0, 29, (2, 8))
+    m.train()
+    assert not torch.equal(m(ids), m(ids))  # dropout is active in training
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(m(ids), m(ids))

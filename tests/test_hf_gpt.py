@@ -50,7 +50,9 @@ def _llama(attn: str = "eager", seed: int = 0, scale: float = 0.1, **kw):
 
 
 def _max_logit_gap(ours, ref, t: int, batch: int = 3, seed: int = 0) -> float:
-    ids = torch.randint(0, ref.config.vocab_size, (batch, t), generator=torch.Generator().manual_seed(seed))
+    ids = torch.randint(
+        0, ref.config.vocab_size, (batch, t), generator=torch.Generator().manual_seed(seed)
+    )
     with torch.no_grad():
         mine, theirs = ours(ids), ref(ids).logits
     assert mine.shape == theirs.shape
@@ -61,8 +63,12 @@ def _max_logit_gap(ours, ref, t: int, batch: int = 3, seed: int = 0) -> float:
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"tie_word_embeddings": False}, {"n_inner": 80, "activation_function": "gelu"},
-     {"activation_function": "relu", "layer_norm_epsilon": 1e-3}],
+    [
+        {},
+        {"tie_word_embeddings": False},
+        {"n_inner": 80, "activation_function": "gelu"},
+        {"activation_function": "relu", "layer_norm_epsilon": 1e-3},
+    ],
     ids=["gpt2", "untied", "n_inner-gelu", "relu-eps"],
 )
 def test_gpt2_logits_equal_transformers(attn, kw) -> None:
@@ -88,7 +94,10 @@ def test_llama_logits_equal_transformers(attn, kw) -> None:
     assert ours.num_parameters() == ref.num_parameters() == sum(p.numel() for p in ref.parameters())
     assert (c.positional, c.norm, c.activation, c.bias) == ("rope", "rms", "swiglu", False)
     assert (c.n_kv_heads, c.eps, c.rope_base, c.rope_interleaved) == (
-        ref.config.num_key_value_heads, 1e-5, 500.0, False
+        ref.config.num_key_value_heads,
+        1e-5,
+        500.0,
+        False,
     )
     assert c.tie_embeddings == ref.config.tie_word_embeddings
     for t in (*LENGTHS, 48):
@@ -131,7 +140,9 @@ def _hf_greedy(ref, prompt: torch.Tensor, n: int) -> torch.Tensor:
         pad_token_id=0, bos_token_id=None, repetition_penalty=1.0, num_beams=1,
     )  # fmt: skip
     with torch.no_grad():
-        return ref.generate(prompt, generation_config=config, attention_mask=torch.ones_like(prompt))
+        return ref.generate(
+            prompt, generation_config=config, attention_mask=torch.ones_like(prompt)
+        )
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

@@ -284,6 +284,7 @@ def check_causal(answer: Any) -> None:
 # ------------------------------------------------------------------------------------------
 # 03.3 predict the spread
 
+
 @exercise(
     "03.3",
     notebook=NB,

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from coursekit.attention import MultiHeadAttention
 from coursekit.exercises.expect import (
     a_type,
     expect_callable,
@@ -19,6 +20,7 @@ from coursekit.exercises.expect import (
     expect_true,
 )
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
+from coursekit.models.gpt import GPTConfig
 
 NB = "07"
 
@@ -138,8 +140,8 @@ def _top_p(
         keep = (cum - probs) < p
     elif rule == "cum_le":  # keep while the running sum (itself included) is <= p
         keep = cum <= p
-    else:  # "cum_lt"
-        keep = cum < p
+    else:
+        raise ValueError(rule)
     filtered = sorted_logits.masked_fill(~keep, float("-inf"))
     if not unsort:
         return filtered
@@ -158,13 +160,9 @@ _TOP_P_MISTAKES: list[tuple[dict[str, Any], str]] = [
     (
         {"rule": "cum_le"},
         "Keep the token that makes the running total REACH p: keep a token while the mass of "
-        "the tokens before it is below p (cumsum - probs < p). With cumsum <= p the set can even "
-        "be empty when the top token alone has more than p.",
-    ),
-    (
-        {"rule": "cum_lt"},
-        "The token whose probability crosses p belongs to the nucleus: compare the mass BEFORE "
-        "each token with p (cumsum - probs < p), not the running total itself.",
+        "the tokens BEFORE it is below p (cumsum - probs < p). Comparing the running total "
+        "itself with p (cumsum <= p or < p) drops that token, and leaves nothing at all when "
+        "the top token alone has more than p.",
     ),
     ({"ascending": True}, "Sort from the MOST likely token down (descending=True)."),
     (
@@ -224,7 +222,6 @@ def _check_filtered(got: Any, logits: torch.Tensor, expected: torch.Tensor, p: f
     reference=_top_p_reference,
     wrong_answers={
         "drops the token that crosses p (cumsum <= p)": partial(_top_p, rule="cum_le"),
-        "strict running total (cumsum < p)": partial(_top_p, rule="cum_lt"),
         "sorted ascending": partial(_top_p, ascending=True),
         "cumulative sum of logits, not probabilities": partial(_top_p, on_logits=True),
         "left in sorted order": partial(_top_p, unsort=False),
@@ -234,8 +231,8 @@ def check_top_p(answer: Any) -> None:
     """Keeps exactly the nucleus (and its logits unchanged) for (B, V) logits and p = 0.5, 0.9,
     0.3 (where the top token alone exceeds p) and 1.0.
 
-    Rejects dropping the token that crosses p, a strict running total, an ascending sort, a
-    running sum of logits instead of probabilities, and results left in sorted order.
+    Rejects dropping the token that crosses p, an ascending sort, a running sum of logits
+    instead of probabilities, and results left in sorted order.
     """
     expect_callable(answer, name="top_p_filter")
     g = torch.Generator().manual_seed(70)
@@ -301,12 +298,13 @@ def _ablations_fixed_width(base: Any) -> dict[str, Any]:
 def _ablations_in_place(base: Any) -> dict[str, Any]:
     """Edits the base config instead of copying it: every entry ends up the same object."""
     out = {}
-    for name, changes in [
+    variants: list[tuple[str, dict[str, Any]]] = [
         ("+RoPE", dict(positional="rope")),
         ("+RMSNorm", dict(norm="rms")),
         ("+SwiGLU", dict(activation="swiglu", d_ff=_swiglu_width(base.d_model))),
         ("all", dict(bias=False)),
-    ]:
+    ]
+    for name, changes in variants:
         for key, value in changes.items():
             setattr(base, key, value)
         out[name] = base
@@ -357,8 +355,6 @@ def check_ablations(answer: Any) -> None:
     Rejects SwiGLU at full width, two changes in one row, "all" with biases, a width hard-coded
     for one d_model, and editing the base in place.
     """
-    from coursekit.models.gpt import GPTConfig  # the platform may import the library
-
     expect_callable(answer, name="ablations")
     for d in (128, 96):
         base = GPTConfig(vocab_size=65, block_size=64, n_layers=4, n_heads=4, d_model=d)
@@ -394,16 +390,23 @@ def check_ablations(answer: Any) -> None:
                     "parameters and compute than the baseline's.",
                     hint="Shrink the width to round(2/3 * 4 * d_model) to compare at equal compute.",
                 )
-            if cfg.activation == "swiglu" and cfg.d_ff != _swiglu_width(d) and cfg.d_ff != base.d_ff:
+            if (
+                cfg.activation == "swiglu"
+                and cfg.d_ff != _swiglu_width(d)
+                and cfg.d_ff != base.d_ff
+            ):
                 raise ExerciseFailure(
                     f'"{name}" has d_ff = {cfg.d_ff}, expected round(2/3 * 4 * {d}) = '
                     f"{_swiglu_width(d)}.",
                     hint="Compute the width from base.d_model: round(2 / 3 * 4 * base.d_model).",
                 )
+            if name == "all" and cfg.bias:
+                raise ExerciseFailure(
+                    '"all" keeps the biases: the modern recipe drops them too.',
+                    hint='Add bias=False to "all" (RoPE, RMSNorm, SwiGLU and no biases).',
+                )
             differs = {f: getattr(cfg, f) for f in _FIELDS if getattr(cfg, f) != getattr(base, f)}
-            others = {
-                k: v for k, v in cfg.to_dict().items() if k not in _FIELDS and before[k] != v
-            }
+            others = {k: v for k, v in cfg.to_dict().items() if k not in _FIELDS and before[k] != v}
             expect_true(
                 differs == changes and not others,
                 f'"{name}" changes {differs | others}, expected exactly {changes}.',
@@ -524,8 +527,6 @@ def check_causal_self_attention(answer: Any) -> None:
     Rejects a missing mask, a mask without the diagonal, scaling by sqrt(d_model), heads merged
     without transposing back, a softmax over the queries, and a missing output projection.
     """
-    from coursekit.attention import MultiHeadAttention
-
     expect_callable(answer, name="causal_self_attention")
     for b, t, d, h in [(2, 7, 32, 4), (1, 5, 24, 3), (3, 1, 16, 2)]:
         with torch.random.fork_rng(devices=[]):  # leave the learner's random state alone

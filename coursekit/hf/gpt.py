@@ -38,7 +38,7 @@ def _unsupported(what: str, value: Any) -> ValueError:
     return ValueError(f"cannot convert: {what} = {value!r} has no coursekit equivalent.")
 
 
-def _backbone(model: nn.Module, name: str) -> tuple[nn.Module, nn.Module | None]:
+def _backbone(model: Any, name: str) -> tuple[Any, Any]:
     """``(base model, lm_head or None)`` of a ``...ForCausalLM`` / ``...LMHeadModel`` or a bare model."""
     inner = getattr(model, name, None)
     if isinstance(inner, nn.Module):
@@ -46,14 +46,14 @@ def _backbone(model: nn.Module, name: str) -> tuple[nn.Module, nn.Module | None]
     return model, None
 
 
-def _place(gpt: GPT, reference: nn.Module) -> GPT:
+def _place(gpt: GPT, reference: Any) -> GPT:
     """Move ``gpt`` to the reference's device and dtype, and copy its train/eval mode."""
     p = next(reference.parameters())
     return gpt.to(device=p.device, dtype=p.dtype).train(reference.training)
 
 
 @torch.no_grad()
-def gpt_from_hf(model: nn.Module) -> GPT:
+def gpt_from_hf(model: Any) -> GPT:
     """A :class:`GPT` whose logits equal those of a ``transformers`` ``GPT2LMHeadModel``.
 
     Also accepts a ``GPT2Model`` (no head: the output matrix is then the tied token embedding,
@@ -98,7 +98,7 @@ def gpt_from_hf(model: nn.Module) -> GPT:
     gpt.tok_embed.weight.copy_(body.wte.weight)
     assert gpt.pos_embed is not None
     gpt.pos_embed.weight.copy_(body.wpe.weight)
-    for ours, theirs in zip(gpt.blocks.layers, body.h, strict=True):
+    for ours, theirs in zip(gpt.blocks.blocks(), body.h, strict=True):
         ours.self_attn_norm.load_state_dict(theirs.ln_1.state_dict())
         ours.self_attn.qkv_proj.weight.copy_(theirs.attn.c_attn.weight.T)
         ours.self_attn.qkv_proj.bias.copy_(theirs.attn.c_attn.bias)
@@ -131,7 +131,7 @@ def _rope_theta(hf: Any) -> float:
 
 
 @torch.no_grad()
-def llama_from_hf(model: nn.Module) -> GPT:
+def llama_from_hf(model: Any) -> GPT:
     """A :class:`GPT` whose logits equal those of a ``transformers`` ``LlamaForCausalLM``.
 
     The modern recipe: RoPE with LLaMA's base and its non-interleaved channel pairing, RMSNorm
@@ -177,20 +177,20 @@ def llama_from_hf(model: nn.Module) -> GPT:
         raise _unsupported("attention_dropout", config.dropout)  # LLaMA drops attention only
     gpt = GPT(config)
     gpt.tok_embed.weight.copy_(body.embed_tokens.weight)
-    for ours, theirs in zip(gpt.blocks.layers, body.layers, strict=True):
+    for ours, theirs in zip(gpt.blocks.blocks(), body.layers, strict=True):
         attn, mlp = theirs.self_attn, theirs.mlp
-        ours.self_attn_norm.weight.copy_(theirs.input_layernorm.weight)
+        ours.self_attn_norm.load_state_dict({"weight": theirs.input_layernorm.weight})
         ours.self_attn.qkv_proj.weight.copy_(
             torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight], dim=0)
         )
         ours.self_attn.out_proj.weight.copy_(attn.o_proj.weight)
-        ours.ffn_norm.weight.copy_(theirs.post_attention_layernorm.weight)
+        ours.ffn_norm.load_state_dict({"weight": theirs.post_attention_layernorm.weight})
         ours.ffn.w1.weight.copy_(mlp.gate_proj.weight)
         assert ours.ffn.w3 is not None
         ours.ffn.w3.weight.copy_(mlp.up_proj.weight)
         ours.ffn.w2.weight.copy_(mlp.down_proj.weight)
     assert gpt.blocks.norm is not None
-    gpt.blocks.norm.weight.copy_(body.norm.weight)
+    gpt.blocks.norm.load_state_dict({"weight": body.norm.weight})
     if not tied:
         assert head is not None
         gpt.lm_head.weight.copy_(head.weight)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from coursekit.attention import KVCache
+from coursekit.attention import KVCache, MultiHeadAttention
 from coursekit.layers import ACTIVATIONS, Activation, BlockConfig, LayerNorm, NormKind, RMSNorm
 from coursekit.models.transformer import TransformerStack, check_token_ids
 from coursekit.positional import LearnedPositionalEmbedding, RotaryEmbedding
@@ -270,7 +270,7 @@ class GPT(nn.Module):
                 interleaved=c.rope_interleaved,
                 max_positions=c.block_size,
             )
-            for layer in self.blocks.layers:  # one table shared by every attention
+            for layer in self.blocks.blocks():  # one table shared by every attention
                 layer.self_attn.rotary = self.rotary
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.reset_parameters()
@@ -373,7 +373,7 @@ class GPT(nn.Module):
         """Switch every attention to the written-out version (True) or PyTorch's kernel, and the
         loss to the written-out cross-entropy (norms keep the class they were built with)."""
         for module in self.modules():
-            if module is not self and hasattr(module, "scratch") and isinstance(module, nn.Module):
+            if isinstance(module, MultiHeadAttention):
                 module.scratch = scratch
         self.scratch = scratch
         return self
