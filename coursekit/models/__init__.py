@@ -20,6 +20,7 @@ from coursekit.models.bert import (
     BertQAHead,
     BertTokenClassificationHead,
 )
+from coursekit.models.gpt import GPT, GPTConfig
 from coursekit.models.transformer import Transformer, TransformerConfig
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "BertPooler",
     "BertQAHead",
     "BertTokenClassificationHead",
+    "GPT",
+    "GPTConfig",
     "Transformer",
     "TransformerConfig",
 ]
