@@ -129,7 +129,7 @@ def _docstring_lines(lines: list[str], node: ast.AST) -> list[str]:
         and isinstance(body[0], ast.Expr)
         and isinstance(body[0].value, ast.Constant)
         and isinstance(body[0].value.value, str)
-        and body[0].lineno > node.lineno
+        and body[0].lineno > getattr(node, "lineno", 0)
     ):
         return lines[body[0].lineno - 1 : body[0].end_lineno]
     return []
@@ -137,7 +137,7 @@ def _docstring_lines(lines: list[str], node: ast.AST) -> list[str]:
 
 def _body_indent(lines: list[str], node: ast.AST, header_indent: str) -> str:
     body = getattr(node, "body", [])
-    if body and body[0].lineno > node.lineno:
+    if body and body[0].lineno > getattr(node, "lineno", 0):
         match = _INDENT.match(lines[body[0].lineno - 1])
         if match and len(match.group(0)) > len(header_indent):
             return match.group(0)
