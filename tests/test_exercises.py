@@ -6,8 +6,9 @@ import nbformat
 import pytest
 import torch
 
-from coursekit.exercises import answer_quiz, check
-from coursekit.exercises.registry import all_exercises, all_quiz_questions
+from coursekit.exercises import answer_quiz, check, checking
+from coursekit.exercises.checking import NotDone, answer_or_reference, evaluate, not_done_message
+from coursekit.exercises.registry import all_exercises, all_quiz_questions, get_exercise
 from coursekit.exercises.student import SolutionMarkerError, make_student_notebook, strip_solutions
 
 
@@ -47,14 +48,95 @@ def test_learner_exception_points_at_the_learner_line(capsys):
     assert "x.no_such_method()" in out and "Traceback" not in out
 
 
-def test_not_implemented_and_none_get_hints(capsys):
+def test_not_implemented_and_none_are_not_done(capsys):
     def todo(x, t):
         raise NotImplementedError
 
     assert not check("00.2", todo, strict=False)
     assert not check("00.2", None, strict=False)
     out = capsys.readouterr().out
-    assert "not implemented yet" in out and "no answer yet" in out
+    assert out.count("not done yet") == 2 and "still None" in out and "✗" not in out
+
+
+def _stub(exercise_id):
+    def stub(*args, **kwargs):
+        raise NotImplementedError(not_done_message(exercise_id))
+
+    return stub
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_learner_placeholders_are_not_done_and_never_raise(strict, capsys, monkeypatch):
+    """A learner version's placeholders print "not done yet", even in strict mode."""
+    monkeypatch.setenv("COURSEKIT_STRICT_CHECKS", "1" if strict else "0")
+    assert check("02.4", NotDone("02.4")) is False
+    assert check("02.1", _stub("02.1")) is False
+    out = capsys.readouterr().out
+    assert out.count("○ Exercise") == 2 and out.count("not done yet") == 2
+    assert "✗" not in out and "Traceback" not in out
+
+
+def test_other_not_done_answers_raise_in_strict_mode(monkeypatch):
+    """In a solution notebook (strict), None or a bare NotImplementedError is a missing solution."""
+    monkeypatch.setenv("COURSEKIT_STRICT_CHECKS", "1")
+
+    def bare(x, t):
+        raise NotImplementedError
+
+    for answer in (None, bare):
+        with pytest.raises(AssertionError, match="not done"):
+            check("00.2", answer)
+
+
+def test_not_done_is_not_recorded_as_an_attempt(monkeypatch):
+    recorded = []
+    monkeypatch.setattr(checking.progress, "record_exercise", lambda *args: recorded.append(args))
+    check("02.4", NotDone("02.4"), strict=False)
+    check("02.1", _stub("02.1"), strict=False)
+    assert recorded == []
+    check("02.4", (2, 1), strict=False)
+    assert recorded == [("02", "02.4", True)]
+
+
+def test_a_library_not_implemented_error_is_a_real_error():
+    """PyTorch's "not implemented for this device" is an error in the code, not a gap."""
+
+    def uses_a_missing_op(x, t):
+        return torch.ops.aten.no_such_operator_anywhere(x)  # raises inside torch, not here
+
+    outcome = evaluate(get_exercise("00.2"), uses_a_missing_op)
+    assert not outcome.passed and not outcome.not_done
+
+
+@pytest.mark.parametrize("exercise", all_exercises(), ids=lambda e: e.id)
+def test_every_check_reports_a_placeholder_as_not_done(exercise):
+    """Whatever the check does with the answer (call it, wrap its errors), a learner stub or
+    placeholder comes out as "not done", never as a wrong answer or a crash."""
+    answer = _stub(exercise.id) if callable(exercise.reference) else NotDone(exercise.id)
+    outcome = evaluate(exercise, answer)
+    assert outcome.not_done and outcome.placeholder and not outcome.passed, outcome
+    assert evaluate(exercise, NotDone(exercise.id)).not_done
+
+
+def test_not_done_placeholder_is_falsy_with_a_clear_repr():
+    assert not NotDone("02.4") and repr(NotDone("02.4")) == "NotDone('02.4')"
+    assert NotDone("02.4") == NotDone("02.4") != NotDone("02.5")
+
+
+def test_answer_or_reference(capsys):
+    ex = get_exercise("02.1")
+    assert answer_or_reference("02.1", _stub("02.1")) is ex.reference
+    assert "not done yet" in capsys.readouterr().out
+    assert answer_or_reference("02.1", ex.wrong_answers["no nonlinearity"]) is ex.reference
+    assert "does not pass" in capsys.readouterr().out
+
+    def mine(*args):
+        return ex.reference(*args)
+
+    before = torch.random.get_rng_state()
+    assert answer_or_reference("02.1", mine) is mine
+    assert torch.equal(torch.random.get_rng_state(), before)  # the check left no trace
+    assert capsys.readouterr().out == ""
 
 
 def test_strict_mode_raises(monkeypatch):
@@ -88,9 +170,10 @@ def test_strip_solutions_keeps_indentation_and_the_rest():
     source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\nprint(f)"
     stripped, count = strip_solutions(source)
     assert count == 1
-    assert (
-        stripped
-        == "def f(x):\n    y = 1\n    raise NotImplementedError  # your code here\nprint(f)"
+    assert stripped == (
+        "def f(x):\n    y = 1\n"
+        '    raise NotImplementedError("This exercise is not done yet: write your code in place '
+        'of this line.")\nprint(f)'
     )
 
 

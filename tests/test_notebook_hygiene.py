@@ -54,3 +54,36 @@ def test_exercise_cells_follow_the_convention(path: Path):
             f"{path.name} cell {i}: no check cell after the solution"
         )
     assert len(grade_ids) == len(set(grade_ids)), f"{path.name}: duplicate nbgrader grade_ids"
+
+
+#: notebook file name prefix -> why the newer checks below skip it for now (the lead empties it).
+PENDING: dict[str, str] = {
+    "03_": "being edited by another engineer (issue 10); the lead enables it after merging",
+    "04_": "being edited by another engineer (issue 10); the lead enables it after merging",
+    "05_": "being edited by another engineer (issue 10); the lead enables it after merging",
+    "06_": "being edited by another engineer (issue 10); the lead enables it after merging",
+    "07_": "being edited by another engineer (issue 10); the lead enables it after merging",
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_stored_check_passed(path: Path):
+    """The solution notebooks are stored with every exercise check passing.
+
+    A learner version's placeholders are reported as "not done yet" without failing even in
+    strict mode, so a placeholder left in a solution notebook would show here, as a check cell
+    whose stored output is not a pass.
+    """
+    reason = next((why for prefix, why in PENDING.items() if path.name.startswith(prefix)), None)
+    if reason:
+        pytest.skip(f"PENDING: {reason}")
+    nb = nbformat.read(path, as_version=4)
+    not_passed = []
+    for index, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("solution", True) or "check(" not in cell.source:
+            continue
+        printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        if "✓" not in printed or "passed" not in printed:
+            not_passed.append(f"cell {index}: {printed.strip()[:120]!r}")
+    assert not not_passed, f"{path.name}: check cells stored without a pass: {not_passed}"

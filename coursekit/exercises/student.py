@@ -87,18 +87,24 @@ def _stub_indent(marker_indent: str, region: list[str]) -> str:
     return marker_indent
 
 
+def _quoted(text: str) -> str:
+    """``text`` as a Python string literal, in double quotes where possible (as ruff writes)."""
+    return f'"{text}"' if '"' not in text and "\\" not in text else repr(text)
+
+
 def _raise_line(exercise_id: str | None) -> str:
     message = (
         not_done_message(exercise_id)
         if exercise_id
         else "This exercise is not done yet: write your code in place of this line."
     )
-    return f"raise NotImplementedError({message!r})"
+    return f"raise NotImplementedError({_quoted(message)})"
 
 
-def _header_lines(
-    lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
-) -> list[str] | None:
+_Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+
+
+def _header_lines(lines: list[str], node: _Definition) -> list[str] | None:
     """The source of ``node``'s decorators and ``def``/``class`` line(s), up to its colon."""
     start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
     text = "\n".join(lines[start - 1 :]) + "\n"
@@ -122,22 +128,22 @@ def _header_lines(
     return None
 
 
-def _docstring_lines(lines: list[str], node: ast.AST) -> list[str]:
-    body = getattr(node, "body", [])
+def _docstring_lines(lines: list[str], node: _Definition) -> list[str]:
+    body = node.body
     if (
         body
         and isinstance(body[0], ast.Expr)
         and isinstance(body[0].value, ast.Constant)
         and isinstance(body[0].value.value, str)
-        and body[0].lineno > getattr(node, "lineno", 0)
+        and body[0].lineno > node.lineno
     ):
         return lines[body[0].lineno - 1 : body[0].end_lineno]
     return []
 
 
-def _body_indent(lines: list[str], node: ast.AST, header_indent: str) -> str:
-    body = getattr(node, "body", [])
-    if body and body[0].lineno > getattr(node, "lineno", 0):
+def _body_indent(lines: list[str], node: _Definition, header_indent: str) -> str:
+    body = node.body
+    if body and body[0].lineno > node.lineno:
         match = _INDENT.match(lines[body[0].lineno - 1])
         if match and len(match.group(0)) > len(header_indent):
             return match.group(0)
@@ -145,7 +151,8 @@ def _body_indent(lines: list[str], node: ast.AST, header_indent: str) -> str:
 
 
 class _Names(ast.NodeVisitor):
-    """The names a statement binds in the scope it runs in (not inside nested scopes)."""
+    """The names a statement binds in the scope it runs in, for the code after it: assignments,
+    definitions and imports, not loop variables, ``as`` names or names in nested scopes."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
@@ -174,6 +181,19 @@ class _Names(ast.NodeVisitor):
         return  # its loop variables are local to it
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+        for child in [*node.body, *node.orelse]:  # the loop variable is incidental
+            self.visit(child)
+
+    visit_AsyncFor = visit_For
+
+    def visit_withitem(self, node: ast.withitem) -> None:
+        self.visit(node.context_expr)  # so is the name after ``as``
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        for child in node.body:
+            self.visit(child)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)  # ``x += 1`` needs an ``x`` that exists already
@@ -214,7 +234,7 @@ def _stub_block(
     whether they use the NotDone placeholder. None when a header cannot be recovered."""
     out: list[str] = []
     uses_sentinel = False
-    placeholder = f"NotDone({exercise_id!r})" if exercise_id else "NotDone()"
+    placeholder = f"NotDone({_quoted(exercise_id)})" if exercise_id else "NotDone()"
     done: set[str] = set()
     for node in body:
         indent = _indent_of(lines[node.lineno - 1])
@@ -358,6 +378,24 @@ def strip_solutions(
     return result, len(regions)
 
 
+_CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](?P<id>[^"']+)["']""")
+_GRADE_ID = re.compile(r"^ex-(?P<notebook>\w+?)-(?P<number>\w+)$")
+
+
+def _exercise_id(cells: list[nbformat.NotebookNode], index: int) -> str | None:
+    """The id of the exercise solved in cell ``index``: the one its check names (in the cell
+    after the solution, or in the next code cell), else the one its nbgrader grade_id spells."""
+    source = str(cells[index].source)
+    after_solution = source[source.rfind(END) :]
+    following = next((c for c in cells[index + 1 :] if c.cell_type == "code"), None)
+    for text in (after_solution, str(following.source) if following is not None else ""):
+        match = _CHECK_CALL.search(text)
+        if match:
+            return match.group("id")
+    grade = _GRADE_ID.match(str(cells[index].metadata.get("nbgrader", {}).get("grade_id", "")))
+    return f"{grade.group('notebook')}.{grade.group('number')}" if grade else None
+
+
 def make_student_notebook(
     nb: nbformat.NotebookNode, *, name: str = "notebook"
 ) -> tuple[nbformat.NotebookNode, int]:
@@ -377,7 +415,11 @@ def make_student_notebook(
                         "code cells only."
                     )
             continue
-        cell.source, replaced = strip_solutions(cell.source, where=f"{name} cell {index}")
+        cell.source, replaced = strip_solutions(
+            cell.source,
+            where=f"{name} cell {index}",
+            exercise_id=_exercise_id(student.cells, index) if BEGIN in cell.source else None,
+        )
         total += replaced
         cell.outputs = []
         cell.execution_count = None
