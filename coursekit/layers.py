@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.attention import KVCache, MultiHeadAttention
+from coursekit.dropout import Dropout
 
 Activation = Literal["relu", "gelu", "gelu_tanh", "swiglu", "geglu"]
 NormKind = Literal["layer", "rms"]
@@ -169,7 +170,7 @@ class FeedForward(nn.Module):
         self.w1 = nn.Linear(d_model, d_ff, bias=bias)
         self.w3 = nn.Linear(d_model, d_ff, bias=bias) if activation in GATED else None
         self.w2 = nn.Linear(d_ff, d_model, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_last_dim(x, self.d_model, "FeedForward")
@@ -226,7 +227,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.norm_first = norm_first
         self.norm = make_norm(norm, d_model, eps, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor]
@@ -363,7 +364,7 @@ class TransformerBlock(nn.Module):
             c.d_model, c.d_ff, activation=c.activation, dropout=ffn_dropout, bias=c.bias
         )
         self.ffn_norm = norm()
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.norm_first = c.norm_first
 
     def _branch(

@@ -23,6 +23,7 @@ RANKS: dict[str, int] = {
     "coursekit.timing": 0,
     "coursekit.tokenize": 1,
     "coursekit.data": 1,
+    "coursekit.dropout": 1,
     "coursekit.attention": 2,
     "coursekit.positional": 2,
     "coursekit.metrics": 2,

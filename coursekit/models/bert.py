@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.data.pairs import BERT_TOKENS, WORDPIECE_TOKENS
+from coursekit.dropout import Dropout
 from coursekit.layers import BlockConfig, LayerNorm, make_norm
 from coursekit.models.transformer import TransformerStack, check_token_ids
 from coursekit.positional import LearnedPositionalEmbedding
@@ -287,7 +288,7 @@ class BertEmbeddings(nn.Module):
         )
         self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.d_model)
         self.norm = make_norm("layer", c.d_model, c.layer_norm_eps, scratch=c.scratch)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
 
     def forward(
         self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
@@ -439,7 +440,7 @@ class BertClassificationHead(nn.Module):
         super().__init__()
         if n_labels < 1:
             raise ValueError(f"n_labels must be positive, got {n_labels}.")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(d_model, n_labels)
         self.apply(lambda m: init_bert_weights(m, init_std))
 
@@ -456,7 +457,7 @@ class BertTokenClassificationHead(nn.Module):
         super().__init__()
         if n_labels < 1:
             raise ValueError(f"n_labels must be positive, got {n_labels}.")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(d_model, n_labels)
         self.apply(lambda m: init_bert_weights(m, init_std))
 

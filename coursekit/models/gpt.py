@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from coursekit.attention import KVCache, MultiHeadAttention
+from coursekit.dropout import Dropout
 from coursekit.layers import ACTIVATIONS, Activation, BlockConfig, LayerNorm, NormKind, RMSNorm
 from coursekit.models.transformer import TransformerStack, check_token_ids
 from coursekit.positional import LearnedPositionalEmbedding, RotaryEmbedding
@@ -260,7 +261,7 @@ class GPT(nn.Module):
             if c.positional == "learned"
             else None
         )
-        self.embed_dropout = nn.Dropout(c.dropout)
+        self.embed_dropout = Dropout(c.dropout)
         self.blocks = TransformerStack(c.block_config(), c.n_layers, final_norm=True)
         self.rotary: RotaryEmbedding | None = None
         if c.positional == "rope":
@@ -326,7 +327,8 @@ class GPT(nn.Module):
     def embed(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """Token embeddings (+ learned positions ``offset ..``), after dropout: ``(B, T, d)``."""
         c = self.config
-        check_token_ids(ids, c.vocab_size)
+        if not torch.compiler.is_compiling():  # reading values would break a compiled graph
+            check_token_ids(ids, c.vocab_size)
         x = self.tok_embed(ids)
         if self.pos_embed is not None:
             if offset + ids.shape[1] > c.block_size:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from coursekit.attention import KVCache
+from coursekit.dropout import Dropout
 from coursekit.layers import (
     Activation,
     BlockConfig,
@@ -268,7 +269,7 @@ class Transformer(nn.Module):
             self.tgt_embed if c.share_embeddings else nn.Embedding(c.src_vocab_size, c.d_model)
         )
         self.positional = SinusoidalPositionalEncoding(c.d_model, c.max_positions)
-        self.embed_dropout = nn.Dropout(c.dropout)
+        self.embed_dropout = Dropout(c.dropout)
         self.encoder = TransformerStack(
             c.block_config(cross_attention=False), c.n_encoder_layers, final_norm=c.use_final_norm
         )

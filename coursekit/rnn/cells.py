@@ -16,6 +16,8 @@ from typing import NamedTuple, cast
 import torch
 from torch import nn
 
+from coursekit.dropout import Dropout
+
 __all__ = [
     "GRU",
     "GRUCell",
@@ -194,7 +196,7 @@ class _StackBase(nn.Module):
             self.cell_class(input_size if k == 0 else hidden_size, hidden_size, bias, **cell_kwargs)
             for k in range(num_layers)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.input_size:

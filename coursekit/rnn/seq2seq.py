@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from coursekit.dropout import Dropout
 from coursekit.rnn.language_model import RecurrentCache
 from coursekit.tokenize import (
     BOS_ID,
@@ -144,7 +145,7 @@ class Seq2Seq(nn.Module):
         self.attn = AdditiveAttention(h, 2 * h, h) if c.attention else None
         self.combine = nn.Linear(h + 2 * h + c.d_emb, h)
         self.out = nn.Linear(h, c.tgt_vocab)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
 
     # ---- encoder -------------------------------------------------------------------------------
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
