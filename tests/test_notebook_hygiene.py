@@ -60,7 +60,6 @@ def test_exercise_cells_follow_the_convention(path: Path):
 PENDING: dict[str, str] = {
     "05_": "being edited by another engineer (issue 10); the lead enables it after merging",
     "06_": "being edited by another engineer (issue 10); the lead enables it after merging",
-    "07_": "being edited by another engineer (issue 10); the lead enables it after merging",
 }
 
 
