@@ -346,18 +346,28 @@ class _Flood(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def flood():
-    servers: list[http.server.ThreadingHTTPServer] = []
+    # served by a loop of our own with a short timeout and joined with a deadline: teardown
+    # never waits without bound (BaseServer.shutdown() once hung here on a loaded machine)
+    running: list[tuple[http.server.ThreadingHTTPServer, threading.Thread]] = []
+    stop = threading.Event()
+
+    def serve(server: http.server.ThreadingHTTPServer) -> None:
+        while not stop.is_set():
+            server.handle_request()
 
     def start(total: int, announce: bool) -> str:
         handler = type("Flood", (_Flood,), {"total": total, "announce": announce})
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+        server.timeout = 0.1
+        thread = threading.Thread(target=serve, args=(server,), daemon=True)
+        thread.start()
+        running.append((server, thread))
         return f"http://127.0.0.1:{server.server_address[1]}"
 
     yield start
-    for server in servers:
-        server.shutdown()
+    stop.set()
+    for server, thread in running:
+        thread.join(timeout=10)
         server.server_close()
 
 
