@@ -57,9 +57,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 #: notebook file name prefix -> why it is skipped for now. The lead empties this list.
-PENDING: dict[str, str] = {
-    "06_": "being edited by another engineer (issue 10); the lead enables it after merging",
-}
+PENDING: dict[str, str] = {}
 
 # --------------------------------------------------------------------------------------------
 # reading prose

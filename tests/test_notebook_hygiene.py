@@ -57,9 +57,7 @@ def test_exercise_cells_follow_the_convention(path: Path):
 
 
 #: notebook file name prefix -> why the newer checks below skip it for now (the lead empties it).
-PENDING: dict[str, str] = {
-    "06_": "being edited by another engineer (issue 10); the lead enables it after merging",
-}
+PENDING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
