@@ -1,4 +1,8 @@
-"""Data: the registry of public data sets, verified download and cache, loaders, synthetic tasks."""
+"""Data: the registry of public data sets, verified download and cache, loaders, synthetic tasks.
+
+Also the pre-training and multi-task inputs of the models: BERT's masking and pairs, T5's span
+corruption and text-to-text task mixing.
+"""
 
 from coursekit.data.batching import pad_sequences, random_windows
 from coursekit.data.corpora import (
@@ -26,7 +30,15 @@ from coursekit.data.pairs import (
     truncate_pair,
 )
 from coursekit.data.registry import REGISTRY, DataSet, get_dataset
+from coursekit.data.span_corruption import (
+    corrupted_lengths,
+    noise_span_counts,
+    random_spans_noise_mask,
+    span_corrupt,
+    span_uncorrupt,
+)
 from coursekit.data.tagging import SpanTask, TaggingTask, entity_tagging_task, span_extraction_task
+from coursekit.data.text_to_text import TaskMixer, TextToTextTask
 
 __all__ = [
     "BERT_TOKENS",
@@ -38,6 +50,8 @@ __all__ = [
     "MLMBatcher",
     "SpanTask",
     "TaggingTask",
+    "TaskMixer",
+    "TextToTextTask",
     "encode_pairs",
     "encode_single",
     "entity_tagging_task",
@@ -52,6 +66,7 @@ __all__ = [
     "PairSplits",
     "TextSplits",
     "cache_dir",
+    "corrupted_lengths",
     "fetch",
     "get_dataset",
     "load_sst2",
@@ -59,6 +74,10 @@ __all__ = [
     "load_translation_pairs",
     "mirror_location",
     "mlm_mask",
+    "noise_span_counts",
     "pad_sequences",
+    "random_spans_noise_mask",
     "random_windows",
+    "span_corrupt",
+    "span_uncorrupt",
 ]

@@ -8,5 +8,6 @@ built offline from a config.
 
 from coursekit.hf.bert import bert_from_hf
 from coursekit.hf.gpt import gpt_from_hf, llama_from_hf
+from coursekit.hf.t5 import t5_from_hf
 
-__all__ = ["bert_from_hf", "gpt_from_hf", "llama_from_hf"]
+__all__ = ["bert_from_hf", "gpt_from_hf", "llama_from_hf", "t5_from_hf"]

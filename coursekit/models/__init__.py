@@ -2,7 +2,8 @@
 :class:`~coursekit.layers.TransformerBlock` + a head, each built from a config dataclass.
 
 * :class:`Transformer` (encoder-decoder, notebook 05), :class:`Bert` and its task heads
-  (encoder-only, notebook 06), :class:`GPT` (decoder-only, notebook 07).
+  (encoder-only, notebook 06), :class:`GPT` (decoder-only, notebook 07), :class:`T5`
+  (text-to-text encoder-decoder, notebook 08).
 """
 
 from coursekit.models.bert import (
@@ -21,6 +22,7 @@ from coursekit.models.bert import (
     BertTokenClassificationHead,
 )
 from coursekit.models.gpt import GPT, GPTConfig
+from coursekit.models.t5 import T5, T5Config
 from coursekit.models.transformer import Transformer, TransformerConfig
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "BertTokenClassificationHead",
     "GPT",
     "GPTConfig",
+    "T5",
+    "T5Config",
     "Transformer",
     "TransformerConfig",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import cast
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -224,11 +224,35 @@ class DecoderCache:
             cache.reorder(index)
 
 
+class EncoderDecoder(Protocol):
+    """What :class:`ConditionedDecoder` needs of a model (:class:`Transformer`, ``T5``)."""
+
+    training: bool
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def new_cache(self) -> DecoderCache: ...
+
+    def decode(
+        self,
+        tgt_in: torch.Tensor,
+        memory: torch.Tensor,
+        src_valid: torch.Tensor | None = None,
+        *,
+        cache: DecoderCache | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor: ...
+
+
 class ConditionedDecoder:
-    """The decoder of a :class:`Transformer` given one batch of sources: a causal language
+    """The decoder of an encoder-decoder given one batch of sources: a causal language
     model over the target (the :class:`coursekit.generate.CausalLM` protocol)."""
 
-    def __init__(self, model: Transformer, memory: torch.Tensor, src_valid: torch.Tensor) -> None:
+    def __init__(
+        self, model: EncoderDecoder, memory: torch.Tensor, src_valid: torch.Tensor
+    ) -> None:
         self.model, self.memory, self.src_valid = model, memory, src_valid
         self.context_length: int | None = None  # sinusoidal positions: no limit
 
