@@ -47,6 +47,7 @@ __all__ = [
     "CharTokenizer",
     "MergeRecord",
     "SpecialTokens",
+    "TextToTextTokenizer",
     "TokenizerFormatError",
     "WordTokenizer",
     "WordVocab",
@@ -654,12 +655,18 @@ def bytes_to_unicode() -> dict[int, str]:
 _UNICODE_TO_BYTE = {c: b for b, c in bytes_to_unicode().items()}
 
 
-def train_hf_bpe(text: str | Iterable[str], vocab_size: int, *, min_count: int = 2) -> Any:
+def train_hf_bpe(
+    text: str | Iterable[str],
+    vocab_size: int,
+    *,
+    min_count: int = 2,
+    special_tokens: Sequence[str] = (),
+) -> Any:
     """Train a byte-level BPE with the ``tokenizers`` library (GPT-2 pre-tokenization).
 
     ``text`` is one string or an iterable of strings. Returns a ``tokenizers.Tokenizer`` whose
     vocabulary is the 256 byte symbols plus ``vocab_size - 256`` merges, like
-    :meth:`BPETokenizer.train`.
+    :meth:`BPETokenizer.train`; ``special_tokens`` come first (ids 0, 1, ...), on top of that.
     """
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -672,15 +679,114 @@ def train_hf_bpe(text: str | Iterable[str], vocab_size: int, *, min_count: int =
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
+        vocab_size=vocab_size + len(special_tokens),
         min_frequency=min_count,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=[],
+        special_tokens=list(special_tokens),
         show_progress=False,
     )
     texts = [text] if isinstance(text, str) else list(text)
     tok.train_from_iterator(texts, trainer=trainer)
     return tok
+
+
+class TextToTextTokenizer:
+    """One byte-level BPE vocabulary for inputs and outputs, with T5's special tokens.
+
+    ``<pad>`` = 0 (also the decoder's start token), ``</s>`` = 1 (end of sequence) and
+    ``n_sentinels`` sentinels ``<extra_id_0>``, ``<extra_id_1>``, ... = 2, 3, ... (span
+    corruption replaces each dropped span by one of them). Build one with :meth:`train`.
+    """
+
+    PAD_ID = 0
+    EOS_ID = 1
+
+    def __init__(self, bpe: Any, n_sentinels: int) -> None:
+        self.bpe = bpe
+        self.n_sentinels = n_sentinels
+        names = [self.special_token(i) for i in range(2 + n_sentinels)]
+        found = [bpe.token_to_id(name) for name in names]
+        if found != list(range(2 + n_sentinels)):
+            raise ValueError(
+                "the BPE's first ids are not <pad>, </s>, <extra_id_0>, ...: build it with "
+                "TextToTextTokenizer.train."
+            )
+
+    @staticmethod
+    def special_token(index: int) -> str:
+        """The name of special id ``index``: ``<pad>``, ``</s>``, then ``<extra_id_k>``."""
+        return ("<pad>", "</s>")[index] if index < 2 else f"<extra_id_{index - 2}>"
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        vocab_size: int,
+        *,
+        n_sentinels: int = 32,
+        min_count: int = 2,
+    ) -> TextToTextTokenizer:
+        """A BPE of ``vocab_size`` ids in all (special tokens included) trained on ``texts``."""
+        if n_sentinels < 0:
+            raise ValueError(f"n_sentinels must be >= 0, got {n_sentinels}.")
+        special = [cls.special_token(i) for i in range(2 + n_sentinels)]
+        learned = vocab_size - len(special)
+        if learned < BPETokenizer.BASE:
+            raise ValueError(
+                f"vocab_size={vocab_size} leaves {learned} ids after the {len(special)} special "
+                f"tokens: at least the {BPETokenizer.BASE} byte symbols are needed."
+            )
+        bpe = train_hf_bpe(texts, learned, min_count=min_count, special_tokens=special)
+        return cls(bpe, n_sentinels)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.bpe.get_vocab_size())
+
+    @property
+    def sentinel_ids(self) -> list[int]:
+        """``<extra_id_0>``, ``<extra_id_1>``, ... in order."""
+        return list(range(2, 2 + self.n_sentinels))
+
+    def encode(self, text: str, *, eos: bool = True) -> list[int]:
+        """Token ids of ``text``, followed by ``</s>`` unless ``eos=False``."""
+        ids = list(self.bpe.encode(text).ids)
+        return ids + [self.EOS_ID] if eos else ids
+
+    def encode_batch(
+        self, texts: Sequence[str], *, eos: bool = True, max_len: int | None = None
+    ) -> Any:
+        """A ``(B, T)`` long tensor of the texts' ids, padded with ``<pad>``; ``max_len`` cuts
+        longer ones (keeping ``</s>`` last)."""
+        import torch
+
+        rows = [self.encode(t, eos=eos) for t in texts]
+        if max_len is not None:
+            rows = [r if len(r) <= max_len else r[: max_len - 1] + r[-1:] for r in rows]
+        width = max((len(r) for r in rows), default=0)
+        out = torch.full((len(rows), width), self.PAD_ID, dtype=torch.long)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        return out
+
+    def decode(self, ids: Iterable[int], *, keep_sentinels: bool = False) -> str:
+        """The text of ``ids`` up to the first ``</s>``; padding dropped; sentinels shown as
+        ``<extra_id_k>`` when ``keep_sentinels`` (else dropped)."""
+        pieces: list[str] = []
+        run: list[int] = []  # ordinary ids since the last sentinel
+        for i in ids:
+            i = int(i)
+            if i == self.EOS_ID:
+                break
+            if i == self.PAD_ID:
+                continue
+            if i < 2 + self.n_sentinels:  # a sentinel
+                if keep_sentinels:
+                    pieces += [str(self.bpe.decode(run)), self.special_token(i)]
+                    run = []
+                continue
+            run.append(i)
+        return "".join([*pieces, str(self.bpe.decode(run))])
 
 
 def hf_pieces(tokenizer: Any, text: str) -> list[bytes]:

@@ -243,3 +243,68 @@ def attention_explorer(
     box = wd.VBox([wd.HBox([sentence, layer, head]), out])
     box.add_class("coursekit-explorer")
     show_widget(box, fallback=fig)
+
+
+# --------------------------------------------------------------------------------------------
+# span corruption explorer (notebook 08)
+# --------------------------------------------------------------------------------------------
+def span_corruption_text(
+    words: list[str], *, noise_density: float = 0.15, mean_span: float = 3.0, seed: int = 0
+) -> str:
+    """T5's span corruption of a list of words (one word = one token), as readable text:
+    the input with ``<X0>``, ``<X1>``, ... where spans were dropped, and the target."""
+    import torch
+
+    from coursekit.data.span_corruption import random_spans_noise_mask, span_corrupt
+
+    if len(words) < 2:
+        raise ValueError("span_corruption_text needs at least two words.")
+    sentinels = list(range(len(words), 2 * len(words) + 1))
+    mask = random_spans_noise_mask(
+        len(words),
+        noise_density=noise_density,
+        mean_noise_span_length=mean_span,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    inputs, targets = span_corrupt(list(range(len(words))), sentinel_ids=sentinels, noise_mask=mask)
+
+    def show(ids: list[int]) -> str:
+        return " ".join(words[i] if i < len(words) else f"<X{i - len(words)}>" for i in ids)
+
+    share = float(mask.float().mean())
+    return (
+        f"noise density {noise_density:.2f}, mean span {mean_span:.1f}, seed {seed}: "
+        f"{int(mask.sum())} of {len(words)} words dropped ({share:.0%})\n"
+        f"  input : {show(inputs)}\n  target: {show(targets)}"
+    )
+
+
+def span_corruption_explorer(words: list[str]) -> None:
+    """Sliders for the noise density, the mean span length and the seed of T5's span
+    corruption of ``words`` (static fallback: T5's settings, 15% and 3)."""
+    fallback = span_corruption_text(words)
+    if not widgets_available():
+        show_widget(None, fallback=fallback)
+        return
+    import ipywidgets as wd
+
+    density = wd.FloatSlider(value=0.15, min=0.05, max=0.5, step=0.05, description="density")
+    span = wd.FloatSlider(value=3.0, min=1.0, max=8.0, step=0.5, description="mean span")
+    seed = wd.IntSlider(value=0, min=0, max=20, description="seed")
+    out = wd.Output()
+
+    def redraw(change: object = None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            print(
+                span_corruption_text(
+                    words, noise_density=density.value, mean_span=span.value, seed=seed.value
+                )
+            )
+
+    for slider in (density, span, seed):
+        slider.observe(redraw, names="value")
+    redraw()
+    box = wd.VBox([wd.HBox([density, span, seed]), out])
+    box.add_class("coursekit-explorer")
+    show_widget(box, fallback=fallback)

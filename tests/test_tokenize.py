@@ -347,3 +347,39 @@ def test_binary_file_is_a_format_error(tmp_path) -> None:
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(TokenizerFormatError, match="binary.json"):
         load_tokenizer(path)
+
+
+# ---- the text-to-text tokenizer (notebook 08) ------------------------------------------------
+def test_text_to_text_tokenizer_special_ids_round_trip_and_padding() -> None:
+    from coursekit.tokenize import TextToTextTokenizer
+
+    texts = ["translate French to English: je suis parti", "i left", "sort digits: 3 1 2"] * 20
+    tok = TextToTextTokenizer.train(texts, 300, n_sentinels=4)
+    assert tok.vocab_size == 300
+    assert (tok.PAD_ID, tok.EOS_ID, tok.sentinel_ids) == (0, 1, [2, 3, 4, 5])
+    assert [tok.special_token(i) for i in (0, 1, 2, 5)] == [
+        "<pad>", "</s>", "<extra_id_0>", "<extra_id_3>",
+    ]  # fmt: skip
+    ids = tok.encode("je suis parti")
+    assert ids[-1] == tok.EOS_ID and min(ids[:-1]) >= 6
+    assert tok.decode(ids) == "je suis parti"
+    assert tok.decode(tok.encode("i left", eos=False) + [3] + tok.encode(" 2")) == "i left 2"
+    shown = tok.decode(
+        tok.encode("i left", eos=False) + [3] + tok.encode(" 2"), keep_sentinels=True
+    )
+    assert shown == "i left<extra_id_1> 2"
+    batch = tok.encode_batch(["i left", "je suis parti"], max_len=3)
+    assert batch.shape == (2, 3) and batch[0, -1].item() in (tok.EOS_ID, tok.PAD_ID)
+    assert batch[1, -1].item() == tok.EOS_ID  # cut, keeping </s> last
+
+
+def test_text_to_text_tokenizer_errors() -> None:
+    from coursekit.tokenize import TextToTextTokenizer
+
+    with pytest.raises(ValueError, match="byte symbols"):
+        TextToTextTokenizer.train(["abc"], 200, n_sentinels=4)
+    with pytest.raises(ValueError, match="n_sentinels"):
+        TextToTextTokenizer.train(["abc"], 400, n_sentinels=-1)
+    plain = train_hf_bpe(["abc abc"] * 5, 300)
+    with pytest.raises(ValueError, match="TextToTextTokenizer.train"):
+        TextToTextTokenizer(plain, 2)
