@@ -537,3 +537,18 @@ def test_associative_recall_and_needle_targets():
         where = (src == 20).nonzero()[0, 0]
         assert src[where + 1] == tgt[0] and src[-1] == 21
     assert BOS_ID not in hay.src
+
+
+def test_find_the_needle():
+    from coursekit.data.synthetic import find_the_needle
+
+    task = find_the_needle(200, 33, n_fillers=20, n_needles=10, seed=3)
+    assert task.src.shape == (200, 33) and task.vocab_size == 34
+    needles = (task.src >= 23) & (task.src < 33)
+    assert (needles.sum(1) == 1).all() and (task.src[:, -1] == 33).all()
+    assert torch.equal(task.src[needles], task.tgt[:, 0])
+    where = needles.float().argmax(1)
+    assert where.min() == 0 and where.max() == 31  # anywhere but the question's place
+    assert torch.equal(find_the_needle(200, 33, seed=3).src, task.src)
+    with pytest.raises(ValueError, match="length"):
+        find_the_needle(2, 1)

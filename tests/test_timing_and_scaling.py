@@ -56,3 +56,24 @@ def test_time_call_rejects_bad_arguments():
         time_call(lambda: None, repeats=0)
     with pytest.raises(ValueError, match="statistic"):
         time_call(lambda: None, statistic="mean")  # type: ignore[arg-type]
+
+
+def test_peak_memory_sees_the_largest_intermediate() -> None:
+    import torch
+
+    from coursekit.timing import peak_memory
+
+    x = torch.randn(64, 32)
+
+    def quadratic() -> torch.Tensor:
+        scores = x @ x.T  # 64 x 64 floats, freed before the end
+        return (scores.softmax(-1) @ x).sum()
+
+    def linear() -> torch.Tensor:
+        return (x * 2).sum()
+
+    big, small = peak_memory(quadratic), peak_memory(linear)
+    assert big >= 2 * 64 * 64 * 4  # scores and their softmax alive together
+    assert small < 64 * 32 * 4 * 2
+    views = peak_memory(lambda: x.clone().view(32, 64).T.contiguous())
+    assert views == 2 * 64 * 32 * 4  # the clone once (its views share it) and the copy

@@ -118,3 +118,35 @@ def needle_in_haystack(n: int, length: int, *, vocab_size: int = 20, seed: int =
     src[rows, where + 1] = values
     src[:, -1] = query
     return SeqTask(src, values[:, None], vocab_size + 2, "needle")
+
+
+def find_the_needle(
+    n: int, length: int, *, n_fillers: int = 20, n_needles: int = 10, seed: int = 0
+) -> SeqTask:
+    """A haystack of filler tokens hides one needle token; the last position asks for it.
+
+    Every position but the last holds a filler (ids ``3 .. 3+n_fillers``) except one, chosen
+    uniformly, which holds a needle (the next ``n_needles`` ids); the last position holds the
+    question token (the id after them). The target (length 1) is the needle. Unlike
+    :func:`needle_in_haystack` the needle is recognisable on its own, so one attention step that
+    *reaches* it suffices: the task measures reach, not a two-step lookup. ``src[:, :-1] ==
+    tgt`` marks where the needle is.
+    """
+    if length < 2:
+        raise ValueError(
+            f"find_the_needle needs length >= 2 (a haystack and a question), got {length}."
+        )
+    if n_fillers < 1 or n_needles < 1:
+        raise ValueError(
+            f"n_fillers and n_needles must be positive, got {n_fillers} and {n_needles}."
+        )
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(N_SPECIAL, N_SPECIAL + n_fillers, (n, length), generator=g)
+    needle = torch.randint(
+        N_SPECIAL + n_fillers, N_SPECIAL + n_fillers + n_needles, (n,), generator=g
+    )
+    where = torch.randint(0, length - 1, (n,), generator=g)
+    src[torch.arange(n), where] = needle
+    question = N_SPECIAL + n_fillers + n_needles
+    src[:, -1] = question
+    return SeqTask(src, needle[:, None], question + 1, "find the needle")
