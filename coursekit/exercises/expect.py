@@ -7,6 +7,7 @@ would produce, each with its own hint, so a learner who makes a common mistake i
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -229,3 +230,19 @@ def expect_integer(value: Any, *, name: str = "answer", example: str = "answer =
             hint=f"The answer is a whole number: give it exactly, e.g. {example}.",
         )
     return int(got)
+
+
+def expect_signature(answer: Any, call: str, define: str, *args: Any, **kwargs: Any) -> None:
+    """Fail with a hint when ``answer`` cannot be called with ``args`` / ``kwargs`` (wrong
+    parameters), instead of a TypeError that would read like a problem in the package."""
+    try:
+        signature = inspect.signature(answer)
+    except (TypeError, ValueError):  # a callable without a signature: just call it
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as err:
+        raise ExerciseFailure(
+            f"your function cannot be called as {call}: {err}.",
+            hint=f"Define it with these parameters: {define}.",
+        ) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from coursekit.exercises.expect import (
     expect_close,
     expect_number,
     expect_shape,
+    expect_signature,
     expect_tensor,
     expect_true,
 )
@@ -27,21 +27,6 @@ from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_questio
 from coursekit.models.t5 import T5, T5Config, shift_right
 
 NB = "08"
-
-
-def _expect_signature(answer: Any, call: str, define: str, *args: Any) -> None:
-    """Fail with a hint when ``answer`` cannot be called with ``args`` (wrong parameters)."""
-    try:
-        signature = inspect.signature(answer)
-    except (TypeError, ValueError):  # a callable without a signature: just call it
-        return
-    try:
-        signature.bind(*args)
-    except TypeError as err:
-        raise ExerciseFailure(
-            f"your function cannot be called as {call}: {err}.",
-            hint=f"Define it with these parameters: {define}.",
-        ) from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -173,25 +158,6 @@ def check_t5_parameter_count(answer: Any) -> None:
 # 08.2 span corruption, written out
 
 
-def _corrupt_reference(
-    ids: Sequence[int], noise_mask: Sequence[bool], sentinel_ids: Sequence[int]
-) -> tuple[list[int], list[int]]:
-    inputs: list[int] = []
-    targets: list[int] = []
-    span = -1
-    for i, (token, noisy) in enumerate(zip(ids, noise_mask)):
-        if not noisy:
-            inputs.append(token)
-            continue
-        if i == 0 or not noise_mask[i - 1]:  # a new noise span starts here
-            span += 1
-            inputs.append(sentinel_ids[span])
-            targets.append(sentinel_ids[span])
-        targets.append(token)
-    targets.append(sentinel_ids[span + 1])  # the closing sentinel
-    return inputs, targets
-
-
 def _corrupt(
     ids: Sequence[int],
     noise_mask: Sequence[bool],
@@ -223,6 +189,12 @@ def _corrupt(
     if closing and sentinels_in_targets:
         targets.append(sentinel_ids[0 if same_sentinel else span + 1])
     return inputs, targets
+
+
+def _corrupt_reference(
+    ids: Sequence[int], noise_mask: Sequence[bool], sentinel_ids: Sequence[int]
+) -> tuple[list[int], list[int]]:
+    return _corrupt(ids, noise_mask, sentinel_ids)
 
 
 _CORRUPT_MISTAKES: list[tuple[dict[str, Any], str]] = [
@@ -344,7 +316,7 @@ def check_span_corruption(answer: Any) -> None:
     """
     expect_callable(answer, name="corrupt")
     define = "def corrupt(ids, noise_mask, sentinel_ids)"
-    _expect_signature(answer, "corrupt(ids, noise_mask, sentinel_ids)", define, [], [], [])
+    expect_signature(answer, "corrupt(ids, noise_mask, sentinel_ids)", define, [], [], [])
     for case, ids, mask in _corrupt_cases():
         expected = span_corrupt(ids, sentinel_ids=_SENTINELS, noise_mask=mask)
         out = answer(list(ids), list(mask), list(_SENTINELS))
@@ -495,7 +467,7 @@ def check_mixing_rates(answer: Any) -> None:
     """
     expect_callable(answer, name="mixing_rates")
     define = "def mixing_rates(sizes, temperature=1.0, cap=None)"
-    _expect_signature(
+    expect_signature(
         answer, "mixing_rates(sizes, temperature, cap)", define, dict(_TASK_SIZES), 1.0, None
     )
     for sizes, temperature, cap in _MIXING_CASES:
@@ -670,7 +642,7 @@ def check_label_log_likelihood(answer: Any) -> None:
         torch.manual_seed(84)
         model = T5(_LL_CONFIG).eval()
     batches = _ll_batches()
-    _expect_signature(
+    expect_signature(
         answer,
         "label_log_likelihood(model, input_ids, label_ids)",
         "def label_log_likelihood(model, input_ids, label_ids)",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import numbers
 from collections.abc import Sequence
 from functools import partial
@@ -10,26 +9,17 @@ from typing import Any
 
 import torch
 
-from coursekit.exercises.expect import a_type, expect_callable, expect_number, expect_tensor
+from coursekit.exercises.expect import (
+    a_type,
+    expect_callable,
+    expect_number,
+    expect_signature,
+    expect_tensor,
+)
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
 from coursekit.long_context import ntk_scaled_base, sliding_window_mask
 
 NB = "09"
-
-
-def _expect_signature(answer: Any, call: str, define: str, *args: Any, **kwargs: Any) -> None:
-    """Fail with a hint when ``answer`` cannot be called with ``args`` (wrong parameters)."""
-    try:
-        signature = inspect.signature(answer)
-    except (TypeError, ValueError):  # a callable without a signature: just call it
-        return
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as err:
-        raise ExerciseFailure(
-            f"your function cannot be called as {call}: {err}.",
-            hint=f"Define it with these parameters: {define}.",
-        ) from None
 
 
 def _is_int(value: Any) -> bool:
@@ -217,7 +207,7 @@ def check_window_mask(answer: Any) -> None:
     """
     expect_callable(answer, name="window_mask")
     define = "def window_mask(t, window, causal=True, global_tokens=())"
-    _expect_signature(
+    expect_signature(
         answer,
         "window_mask(t, window, causal=..., global_tokens=...)",
         define,
@@ -484,7 +474,7 @@ def check_chunk_spans(answer: Any) -> None:
     (first_scored = start), a missing last chunk, and first_scored = previous end - 1.
     """
     expect_callable(answer, name="chunk_spans")
-    _expect_signature(
+    expect_signature(
         answer,
         "chunk_spans(n_tokens, window, stride)",
         "def chunk_spans(n_tokens, window, stride)",
@@ -607,7 +597,7 @@ def check_ntk_base(answer: Any) -> None:
     inverted exponent (head_dim - 2) / head_dim.
     """
     expect_callable(answer, name="ntk_base")
-    _expect_signature(
+    expect_signature(
         answer,
         "ntk_base(base, head_dim, factor)",
         "def ntk_base(base, head_dim, factor)",

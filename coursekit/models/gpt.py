@@ -30,10 +30,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from coursekit.attention import KVCache, MultiHeadAttention
+from coursekit.attention import KVCache
 from coursekit.dropout import Dropout
 from coursekit.layers import ACTIVATIONS, Activation, BlockConfig, LayerNorm, NormKind, RMSNorm
-from coursekit.models.transformer import TransformerStack, check_token_ids
+from coursekit.models.transformer import TransformerStack, check_token_ids, set_attention_scratch
 from coursekit.positional import LearnedPositionalEmbedding, RotaryEmbedding
 from coursekit.train.losses import cross_entropy_loss
 
@@ -374,9 +374,7 @@ class GPT(nn.Module):
     def set_scratch(self, scratch: bool = True) -> GPT:
         """Switch every attention to the written-out version (True) or PyTorch's kernel, and the
         loss to the written-out cross-entropy (norms keep the class they were built with)."""
-        for module in self.modules():
-            if isinstance(module, MultiHeadAttention):
-                module.scratch = scratch
+        set_attention_scratch(self, scratch)
         self.scratch = scratch
         return self
 

@@ -45,6 +45,7 @@ from coursekit.models.transformer import (
     DecoderCache,
     TransformerStack,
     check_token_ids,
+    set_attention_scratch,
 )
 from coursekit.positional import T5RelativeBias
 from coursekit.train.losses import cross_entropy_loss
@@ -418,9 +419,7 @@ class T5(nn.Module):
 
     def set_scratch(self, scratch: bool = True) -> T5:
         """Switch every attention and the loss to the written-out versions (True) or back."""
-        for module in self.modules():
-            if isinstance(module, MultiHeadAttention):
-                module.scratch = scratch
+        set_attention_scratch(self, scratch)
         self.scratch = scratch
         return self
 

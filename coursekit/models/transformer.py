@@ -25,7 +25,7 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 
-from coursekit.attention import KVCache
+from coursekit.attention import KVCache, MultiHeadAttention
 from coursekit.dropout import Dropout
 from coursekit.layers import (
     Activation,
@@ -47,6 +47,7 @@ __all__ = [
     "TransformerConfig",
     "TransformerStack",
     "check_token_ids",
+    "set_attention_scratch",
 ]
 
 
@@ -145,6 +146,14 @@ class TransformerConfig:
         out = 0 if self.tie_output else d * self.tgt_vocab_size
         final = (norm if self.n_encoder_layers else 0) + norm if self.use_final_norm else 0
         return enc + dec + emb + out + final
+
+
+def set_attention_scratch(model: nn.Module, scratch: bool) -> None:
+    """Switch every :class:`~coursekit.attention.MultiHeadAttention` inside ``model`` to the
+    written-out attention (True) or PyTorch's fused kernel (False)."""
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttention):
+            module.scratch = scratch
 
 
 def check_token_ids(ids: torch.Tensor, vocab_size: int, *, what: str = "token ids") -> None:
