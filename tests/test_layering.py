@@ -39,6 +39,7 @@ RANKS: dict[str, int] = {
     "coursekit.long_context": 6,
     "coursekit.efficient": 6,
     "coursekit.hf": 6,
+    "coursekit.align": 6,
     # the course platform
     "coursekit.viz": 7,
     "coursekit.progress": 8,

@@ -1,7 +1,8 @@
 """Data: the registry of public data sets, verified download and cache, loaders, synthetic tasks.
 
 Also the pre-training and multi-task inputs of the models: BERT's masking and pairs, T5's span
-corruption and text-to-text task mixing.
+corruption and text-to-text task mixing; and the post-training data of a causal LM:
+instructions, preference pairs and a fact store for retrieval.
 """
 
 from coursekit.data.batching import pad_sequences, random_windows
@@ -14,6 +15,20 @@ from coursekit.data.corpora import (
     load_translation_pairs,
 )
 from coursekit.data.download import DataError, cache_dir, fetch, mirror_location
+from coursekit.data.instructions import (
+    INSTRUCTION_TASKS,
+    Fact,
+    Instruction,
+    PreferencePair,
+    SFTBatch,
+    encode_preferences,
+    encode_sft,
+    encode_texts,
+    fact_qa,
+    instruction_dataset,
+    preference_pairs,
+    rag_prompt,
+)
 from coursekit.data.masking import mlm_mask
 from coursekit.data.pairs import (
     BERT_TOKENS,
@@ -42,20 +57,32 @@ from coursekit.data.text_to_text import TaskMixer, TextToTextTask
 
 __all__ = [
     "BERT_TOKENS",
+    "INSTRUCTION_TASKS",
     "REGISTRY",
     "WORDPIECE_TOKENS",
     "BertBatch",
     "BertSpecialTokens",
     "BertVocab",
+    "Fact",
+    "Instruction",
     "MLMBatcher",
+    "PreferencePair",
+    "SFTBatch",
     "SpanTask",
     "TaggingTask",
     "TaskMixer",
     "TextToTextTask",
     "encode_pairs",
+    "encode_preferences",
+    "encode_sft",
     "encode_single",
+    "encode_texts",
     "entity_tagging_task",
+    "fact_qa",
+    "instruction_dataset",
     "nsp_batch",
+    "preference_pairs",
+    "rag_prompt",
     "span_extraction_task",
     "split_documents",
     "static_mlm_masking",
