@@ -246,3 +246,42 @@ def expect_signature(answer: Any, call: str, define: str, *args: Any, **kwargs: 
             f"your function cannot be called as {call}: {err}.",
             hint=f"Define it with these parameters: {define}.",
         ) from None
+
+
+def expect_scalar(value: Any, name: str = "loss") -> torch.Tensor:
+    """``value`` as a 0-d tensor; a tensor with more than one element fails (e.g. a loss per
+    example that was never reduced)."""
+    tensor = expect_tensor(value, name=name)
+    expect_true(
+        tensor.numel() == 1,
+        f"{name} has shape {tuple(tensor.shape)}: it should be one number.",
+        hint="Reduce over the batch with .mean() so the loss is a scalar.",
+    )
+    return tensor.reshape(())
+
+
+def _is_token_id(value: Any) -> bool:
+    """An int (a Python or NumPy integer, or a one-element integer tensor), not a bool."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.is_floating_point() and value.dtype != torch.bool
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def expect_token_ids(value: Any, *, name: str, hint: str) -> list[int]:
+    """``value`` as a list of token ids: a list/tuple of integers or a 1-D integer tensor."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 1 or value.is_floating_point() or value.dtype == torch.bool:
+            raise ExerciseFailure(
+                f"{name} is a tensor of shape {tuple(value.shape)} and dtype {value.dtype}; "
+                "expected a 1-D sequence of token ids.",
+                hint="Return plain lists of ints (or 1-D integer tensors).",
+            )
+        return [int(v) for v in value.tolist()]
+    if isinstance(value, list | tuple) and all(_is_token_id(v) for v in value):
+        return [int(v) for v in value]
+    raise ExerciseFailure(
+        f"{name} should be a list of token ids (ints), but it is {a_type(value)}"
+        + (f" holding {a_type(value[0])}" if isinstance(value, list | tuple) and value else "")
+        + ".",
+        hint=hint,
+    )

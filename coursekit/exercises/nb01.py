@@ -15,7 +15,7 @@ from coursekit.exercises.expect import (
     expect_callable,
     expect_close,
     expect_equal,
-    expect_tensor,
+    expect_scalar,
     expect_true,
 )
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
@@ -479,16 +479,6 @@ _SGNS_MISTAKES: list[tuple[_SgnsFn, str]] = [
 ]
 
 
-def _loss_value(value: Any, name: str) -> torch.Tensor:
-    tensor = expect_tensor(value, name=name)
-    expect_true(
-        tensor.numel() == 1,
-        f"{name} has shape {tuple(tensor.shape)}: it should be one number.",
-        hint="Reduce over the batch with .mean() so the loss is a scalar.",
-    )
-    return tensor.reshape(())
-
-
 @exercise(
     "01.4",
     notebook=NB,
@@ -516,7 +506,7 @@ def check_sgns(answer: Any) -> None:
     center = torch.randn(6, 8, generator=gen)
     context = torch.randn(6, 8, generator=gen)
     negatives = torch.randn(6, 4, 8, generator=gen)
-    got = _loss_value(answer(center, context, negatives), "sgns_loss")
+    got = expect_scalar(answer(center, context, negatives), "sgns_loss")
     expect_close(
         got,
         _sgns_reference(center, context, negatives),
@@ -527,7 +517,7 @@ def check_sgns(answer: Any) -> None:
     )
     # large scores must not overflow
     big = _sgns_reference(center * 30, context * 30, negatives * 30)
-    got_big = _loss_value(
+    got_big = expect_scalar(
         answer(center * 30, context * 30, negatives * 30), "sgns_loss with large scores"
     )
     expect_close(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from functools import lru_cache, partial
 from typing import Any
@@ -21,6 +20,7 @@ from coursekit.exercises.expect import (
     expect_shape,
     expect_signature,
     expect_tensor,
+    expect_token_ids,
     expect_true,
 )
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
@@ -257,29 +257,11 @@ def _corrupt_cases() -> list[tuple[str, list[int], list[bool]]]:
     ]
 
 
-def _is_id(value: Any) -> bool:
-    """An int (a Python or NumPy integer, or a one-element integer tensor), not a bool."""
-    if isinstance(value, torch.Tensor):
-        return value.numel() == 1 and not value.is_floating_point() and value.dtype != torch.bool
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _as_ids(value: Any, what: str) -> list[int]:
     """A list of token ids from a list/tuple of integers or a 1-D integer tensor."""
-    if isinstance(value, torch.Tensor):
-        if value.dim() != 1 or value.is_floating_point() or value.dtype == torch.bool:
-            raise ExerciseFailure(
-                f"{what} is a tensor of shape {tuple(value.shape)} and dtype {value.dtype}; "
-                "expected a 1-D sequence of token ids.",
-                hint="Return two plain lists of ints (or 1-D integer tensors).",
-            )
-        return [int(v) for v in value.tolist()]
-    if isinstance(value, list | tuple) and all(_is_id(v) for v in value):
-        return [int(v) for v in value]
-    raise ExerciseFailure(
-        f"{what} should be a list of token ids (ints), but it is {a_type(value)}"
-        + (f" holding {a_type(value[0])}" if isinstance(value, list | tuple) and value else "")
-        + ".",
+    return expect_token_ids(
+        value,
+        name=what,
         hint="Build inputs and targets as lists and append the ids themselves (ints).",
     )
 
