@@ -7,10 +7,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from exercise_checks import (
+    assert_hint_table_covers_the_notebook,
+    assert_quiz_is_well_formed,
+    assert_wrong_answer_gets_its_hint,
+)
 
 from coursekit.exercises import nb11
 from coursekit.exercises.checking import evaluate
-from coursekit.exercises.registry import all_exercises, all_quiz_questions, get_exercise
+from coursekit.exercises.registry import get_exercise
 from coursekit.models.gpt import GPTConfig
 from coursekit.scaling import (
     compute_optimal,
@@ -231,28 +236,13 @@ OWN_HINTS: list[tuple[str, str, str]] = [
 
 
 def test_own_hints_list_every_wrong_answer_of_the_notebook() -> None:
-    registered = {
-        (ex.id, name) for ex in all_exercises() if ex.notebook == "11" for name in ex.wrong_answers
-    }
-    assert {(ex_id, name) for ex_id, name, _ in OWN_HINTS} == registered
+    assert_hint_table_covers_the_notebook("11", OWN_HINTS)
 
 
 @pytest.mark.parametrize(("exercise_id", "name", "told"), OWN_HINTS)
 def test_each_wrong_answer_gets_its_own_hint(exercise_id: str, name: str, told: str) -> None:
-    ex = get_exercise(exercise_id)
-    outcome = evaluate(ex, ex.wrong_answers[name])
-    assert not outcome.passed and told in (outcome.hint or ""), outcome
+    assert_wrong_answer_gets_its_hint(exercise_id, name, told)
 
 
 def test_quiz_answers_are_spread_and_every_wrong_option_is_explained() -> None:
-    questions = {q.id: q for q in all_quiz_questions() if q.notebook == "11"}
-    assert sorted(questions) == ["11.q1", "11.q2", "11.q3", "11.q4"]
-    assert sorted(q.answer for q in questions.values()) == [0, 1, 2, 3]
-    assert all(len(q.options) == 4 for q in questions.values())
-    unexplained = [
-        (q.id, letter)
-        for q in questions.values()
-        for index, letter in enumerate("abcd")
-        if index != q.answer and f"({letter})" not in q.explanation
-    ]
-    assert not unexplained
+    assert_quiz_is_well_formed("11")
