@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from coursekit.efficient import kv_cache_bytes
+from coursekit.efficient import LoRALinear, kv_cache_bytes
 from coursekit.exercises.expect import (
     a_type,
     as_number,
@@ -537,25 +537,21 @@ def check_online_softmax_step(answer: Any) -> None:
 # 10.4 a LoRA layer
 
 
-class LoRA(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable low-rank update: ``base(x) + (alpha / rank) *
-    (x A^T) B^T`` with ``A`` ``(rank, in)`` random (nn.Linear's own initialisation) and ``B``
-    ``(out, rank)`` zero, so the layer starts as exactly ``base``."""
+class LoRA(LoRALinear):
+    """:class:`~coursekit.efficient.LoRALinear` under the exercise's interface: built as
+    ``LoRA(base, rank, alpha)``, its matrices called ``A`` ``(rank, in)`` (random) and ``B``
+    ``(out, rank)`` (zero), so the layer starts as exactly ``base``."""
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
-        super().__init__()
-        self.base = base
-        base.requires_grad_(False)  # the pretrained weight and bias stay as they are
-        self.rank = rank
-        self.alpha = alpha
-        self.scale = alpha / rank
-        w = base.weight
-        self.A = nn.Parameter(torch.empty(rank, base.in_features, dtype=w.dtype, device=w.device))
-        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))  # nonzero, else B never learns
-        self.B = nn.Parameter(torch.zeros(base.out_features, rank, dtype=w.dtype, device=w.device))
+        super().__init__(base, rank=rank, alpha=alpha)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.scale * ((x @ self.A.T) @ self.B.T)
+    @property
+    def A(self) -> nn.Parameter:  # noqa: N802 (the exercise's name for the matrix)
+        return self.lora_a
+
+    @property
+    def B(self) -> nn.Parameter:  # noqa: N802
+        return self.lora_b
 
 
 class _LoRAMistake(LoRA):

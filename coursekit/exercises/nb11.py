@@ -217,8 +217,8 @@ def check_training_flops_6nd(answer: Any) -> None:
 
 def _fit_power_reference(x: Any, y: Any) -> tuple[float, float]:
     # a power law is a straight line in log-log axes: log y = log a + b log x
-    b, log_a = np.polyfit(np.log(x), np.log(y), 1)
-    return float(np.exp(log_a)), float(b)
+    fit = fit_power_law(x, y)
+    return fit.a, fit.b
 
 
 def _fit_power(x: Any, y: Any, *, mistake: str) -> tuple[float, float]:
