@@ -33,13 +33,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
-    add_common_args,
-    alternate,
-    peak_memory_bytes,
-    save_results,
-    setup,
-)
+from common import bench_parser, need_transformers, rows_by_name, setup, write_results  # noqa: E402
+from training_step import add_matmul_arg, matmul_probe, training_step_row  # noqa: E402
 
 from coursekit.scaling import flops_per_token  # noqa: E402
 
@@ -67,12 +62,6 @@ def step_flops(c: dict[str, int], loss: str) -> float:
     if loss == "mlm":
         forward += 2 * (c["d"] * c["d"] + c["d"] * c["vocab"])  # transform + decoder
     return 3.0 * forward * c["batch"] * c["seq"]
-
-
-def _step(loss_fn: Callable[[], torch.Tensor], opt: torch.optim.Optimizer) -> None:
-    opt.zero_grad(set_to_none=True)
-    loss_fn().backward()
-    opt.step()
 
 
 def bench_loss(
@@ -114,72 +103,31 @@ def bench_loss(
         def loss_ref() -> torch.Tensor:
             return ref(input_ids=ids, labels=labels).loss
 
-    ours.eval(), ref.eval()
-    with torch.no_grad():
-        gap = float((loss_ours() - loss_ref()).abs())
-    ours.train(), ref.train()
-    opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4)
-    opt_ref = torch.optim.AdamW(ref.parameters(), lr=1e-4)
-
-    def step_ours() -> None:
-        _step(loss_ours, opt_ours)
-
-    def step_ref() -> None:
-        _step(loss_ref, opt_ref)
-
-    times = alternate(
-        {"coursekit": step_ours, "transformers": step_ref, "matmul": matmul},
-        args.rounds,
-        warmup=2,
-        device=device,
-    )
-    peak_ours = peak_memory_bytes(step_ours, device)
-    peak_ref = peak_memory_bytes(step_ref, device)
-    n_mm = matmul().shape[0]
-    rate = 2 * n_mm**3 / times["matmul"]
-    flops = step_flops(c, loss)
-    tokens = c["batch"] * c["seq"]
     return {
         "loss": loss,
-        "coursekit ms": 1e3 * times["coursekit"],
-        "transformers ms": 1e3 * times["transformers"],
-        "ratio": times["coursekit"] / times["transformers"],
-        "coursekit tokens/s": tokens / times["coursekit"],
-        "GFLOP/step": flops / 1e9,
-        "matmul GFLOP/s": rate / 1e9,
-        "MFU coursekit": flops / times["coursekit"] / rate,
-        "MFU transformers": flops / times["transformers"] / rate,
-        "coursekit peak MiB": peak_ours / 2**20,
-        "transformers peak MiB": peak_ref / 2**20,
-        "ratio peak": peak_ours / max(peak_ref, 1),
-        "eval loss gap": gap,
+        **training_step_row(
+            ours,
+            ref,
+            loss_ours,
+            loss_ref,
+            matmul,
+            flops=step_flops(c, loss),
+            tokens=c["batch"] * c["seq"],
+            args=args,
+        ),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser, rounds=10)
+    parser = bench_parser(__doc__, rounds=10)
     parser.add_argument("--losses", default="hidden,mlm", help="hidden, mlm or both")
-    parser.add_argument(
-        "--matmul",
-        type=int,
-        default=0,
-        help="matmul size for the rate (default cpu 1024, cuda 4096)",
-    )
+    add_matmul_arg(parser)
     args = setup(parser.parse_args(argv))
-    try:
-        import transformers
-    except ImportError:
-        raise SystemExit("bench_bert needs transformers: pip install -e '.[lab]'") from None
+    transformers = need_transformers("bench_bert")
     device = args.device
     c = QUICK if args.quick else FULL
-    n_mm = args.matmul or (4096 if device == "cuda" else 1024)
     gen = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(n_mm, n_mm, generator=gen).to(device) for _ in range(2))
-
-    def matmul() -> torch.Tensor:
-        return a @ b
-
+    n_mm, matmul = matmul_probe(args, gen)
     cfg = transformers.BertConfig(
         vocab_size=c["vocab"],
         hidden_size=c["d"],
@@ -196,28 +144,27 @@ def main(argv: list[str] | None = None) -> None:
     chosen = torch.rand(ids.shape, generator=gen) < 0.15
     labels[chosen] = ids[chosen]
     ids, labels = ids.to(device), labels.to(device)
-    rows = []
-    for loss in [name.strip() for name in args.losses.split(",") if name.strip()]:
-        if loss not in ("hidden", "mlm"):
-            raise SystemExit(f"--losses: unknown loss {loss!r} (hidden, mlm)")
-        rows.append(bench_loss(loss, cfg, c, ids, labels, matmul, args))
-        print(rows[-1], flush=True)
+    rows = rows_by_name(
+        args.losses,
+        ("hidden", "mlm"),
+        lambda loss: bench_loss(loss, cfg, c, ids, labels, matmul, args),
+        option="--losses",
+        what="loss",
+    )
     shape = (
         f"{c['layers']} layers, d_model {c['d']}, {c['heads']} heads, d_ff {c['d_ff']}, "
         f"vocab {c['vocab']}, batch {c['batch']} x {c['seq']}"
     )
-    path = save_results(
+    write_results(
         "bert",
         f"BERT training step: coursekit Bert vs transformers BertModel ({device})",
         rows,
         notes=f"{shape}; transformers {transformers.__version__} with SDPA attention; same weights "
         f"(bert_from_hf), dropout 0.1, AdamW; median of {args.rounds} alternated rounds; ratio < 1: "
         f"coursekit is faster. MFU against a {n_mm}x{n_mm} float32 matmul timed in the same "
-        "rounds; peak memory of one step (CUDA: max_memory_allocated; CPU: torch.profiler).",
-        device=device,
-        quick=args.quick,
+        f"rounds; peak memory of one step (CUDA: max_memory_allocated; CPU: torch.profiler).",
+        args=args,
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import add_common_args, alternate, save_results, setup  # noqa: E402
+from common import alternate, bench_parser, gpt_config, setup, write_results  # noqa: E402
 
 from coursekit.attention import KVCache  # noqa: E402
 from coursekit.generate import generate  # noqa: E402
@@ -101,20 +101,12 @@ def build_decoder(c: dict[str, int], kv_heads: int, kind: str) -> tuple[nn.Modul
     """coursekit's GPT when it imports (``kind`` auto or gpt), else the TinyDecoder."""
     if kind in ("auto", "gpt"):
         try:
-            from coursekit.models.gpt import GPT, GPTConfig
+            from coursekit.models.gpt import GPT
         except ImportError:
             if kind == "gpt":
                 raise
         else:
-            config = GPTConfig(
-                vocab_size=c["vocab"],
-                block_size=c["block"],
-                n_layers=c["layers"],
-                n_heads=c["heads"],
-                d_model=c["d"],
-                n_kv_heads=kv_heads,
-            )
-            return GPT(config), "coursekit.models.gpt.GPT"
+            return GPT(gpt_config(c, n_kv_heads=kv_heads)), "coursekit.models.gpt.GPT"
     dims = {k: c[k] for k in ("vocab", "block", "layers", "d", "heads")}
     return TinyDecoder(**dims, kv_heads=kv_heads), "TinyDecoder (coursekit.layers.TransformerBlock)"
 
@@ -236,8 +228,7 @@ def bench_hf(c: dict[str, int], args: argparse.Namespace) -> tuple[list[dict], s
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser, rounds=5)
+    parser = bench_parser(__doc__, rounds=5)
     parser.add_argument(
         "--model",
         default="auto",
@@ -253,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with torch.no_grad():
         rows, kind = bench_variants(c, args)
-    path = save_results(
+    write_results(
         "generation",
         f"Generation: KV cache on/off, MHA vs GQA vs MQA ({device})",
         rows,
@@ -262,22 +253,18 @@ def main(argv: list[str] | None = None) -> None:
         "'ratio vs MHA' compares cached decoding: GQA/MQA shrink the key/value projections and "
         "the cache (memory traffic), which pays off most with long contexts and large batches on "
         "a GPU; at this size on a CPU the difference is small.",
-        device=device,
-        quick=args.quick,
+        args=args,
     )
-    print(f"wrote {path}")
     hf_rows, hf_note = bench_hf(c, args)
     if hf_rows:
-        path = save_results(
+        write_results(
             "generation_hf",
             f"Generation: coursekit generate vs transformers generate, same GPT-2 weights ({device})",
             hf_rows,
             notes=f"{hf_note}; {shape}; weights converted with gpt_from_hf; median of "
             f"{args.rounds} alternated rounds; ratio < 1: coursekit is faster.",
-            device=device,
-            quick=args.quick,
+            args=args,
         )
-        print(f"wrote {path}")
     else:
         print(f"transformers comparison {hf_note}")
 

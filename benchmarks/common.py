@@ -1,5 +1,5 @@
 """Shared helpers for benchmark scripts: timing against a reference in the same run, peak
-memory, the machine record and JSON results.
+memory, the machine record, JSON results and the command line.
 
 Every benchmark reports *ratios* (ours / reference; < 1 means coursekit is faster or smaller)
 measured in one process on one machine, with the calls of the compared functions alternated
@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -39,16 +40,21 @@ __all__ = [
     "RESULTS_ENV",
     "add_common_args",
     "alternate",
+    "bench_parser",
     "cpu_model",
     "device_kind",
+    "gpt_config",
     "machine",
+    "need_transformers",
     "peak_memory_bytes",
     "results_dir",
     "result_path",
+    "rows_by_name",
     "save_results",
     "setup",
     "synchronize",
     "time_call",
+    "write_results",
 ]
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
@@ -150,6 +156,15 @@ def save_results(
     return target
 
 
+def write_results(
+    name: str, title: str, rows: list[dict[str, Any]], *, notes: str, args: argparse.Namespace
+) -> Path:
+    """:func:`save_results` on ``args.device``, quick or not as ``args.quick``; says where."""
+    path = save_results(name, title, rows, notes=notes, device=args.device, quick=args.quick)
+    print(f"wrote {path}")
+    return path
+
+
 # --------------------------------------------------------------------------------------------
 # command line shared by the scripts
 # --------------------------------------------------------------------------------------------
@@ -179,6 +194,60 @@ def add_common_args(
         f"a --quick run: {QUICK_RESULTS})",
     )
     parser.set_defaults(_default_rounds=rounds, _quick_rounds=quick_rounds)
+
+
+def bench_parser(
+    doc: str | None, *, rounds: int = 7, quick_rounds: int = 2, threads: int | None = None
+) -> argparse.ArgumentParser:
+    """A script's parser: the first paragraph of ``doc`` (its docstring) as the description, and
+    :func:`add_common_args`; ``threads``, when given, is ``--threads``' default."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    add_common_args(parser, rounds=rounds, quick_rounds=quick_rounds)
+    if threads is not None:
+        parser.set_defaults(threads=threads)
+    return parser
+
+
+def rows_by_name(
+    text: str,
+    known: Sequence[str],
+    bench: Callable[[str], dict[str, object]],
+    *,
+    option: str,
+    what: str,
+) -> list[dict[str, object]]:
+    """``bench(name)`` for each name of the comma-separated ``text`` (the value of ``option``),
+    each row printed as it comes; a name not in ``known`` (a ``what``) stops the script."""
+    rows = []
+    for name in [n.strip() for n in text.split(",") if n.strip()]:
+        if name not in known:
+            raise SystemExit(f"{option}: unknown {what} {name!r} ({', '.join(known)})")
+        rows.append(bench(name))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def need_transformers(script: str) -> ModuleType:
+    """``transformers``, or the script stops saying how to install it."""
+    try:
+        import transformers
+    except ImportError:
+        raise SystemExit(f"{script} needs transformers: pip install -e '.[lab]'") from None
+    return transformers
+
+
+def gpt_config(c: Mapping[str, int], **extra: Any) -> Any:
+    """``coursekit.models.gpt.GPTConfig`` of a size dict (vocab, block, layers, heads, d)."""
+    from coursekit.models.gpt import GPTConfig
+
+    return GPTConfig(
+        vocab_size=c["vocab"],
+        block_size=c["block"],
+        n_layers=c["layers"],
+        n_heads=c["heads"],
+        d_model=c["d"],
+        **extra,
+    )
 
 
 def setup(args: argparse.Namespace) -> argparse.Namespace:

@@ -64,6 +64,12 @@ BENCHMARKS = [
         optional=True,
     ),
     Benchmark("generation", "bench_generation.py", "KV cache, MHA/GQA/MQA, vs transformers"),
+    Benchmark("t5", "bench_t5.py", "T5 training step vs transformers, MFU"),
+    Benchmark(
+        "efficiency",
+        "bench_efficiency.py",
+        "int8/4-bit linear vs float32 (time, bytes), LoRA vs full fine-tuning step",
+    ),
     Benchmark("tokenizers", "bench_tokenizers.py", "BPE vs the tokenizers library", ("cpu",)),
     Benchmark("ddp", "bench_ddp.py", "data-parallel throughput, 1 vs 2 processes", ("cpu",)),
 ]
@@ -80,8 +86,11 @@ class Outcome:
 
 def _accepts(source: str, flag: str) -> bool:
     """Whether a script's argparse knows ``flag``, read from its source (no import, no torch):
-    the flag itself, or ``common.add_common_args`` (--device, --quick, --rounds, ...)."""
-    return f'"{flag}"' in source or f"'{flag}'" in source or "add_common_args(" in source
+    the flag itself, or ``common.add_common_args`` (--device, --quick, --rounds, ...), which
+    ``common.bench_parser`` calls."""
+    if f'"{flag}"' in source or f"'{flag}'" in source:
+        return True
+    return "add_common_args(" in source or "bench_parser(" in source
 
 
 def command_for(bench: Benchmark, *, quick: bool, device: str) -> list[str] | str:

@@ -31,6 +31,8 @@ OUTPUTS = {
     "core": ["core_encoder_decoder_after", "core_causal_attention_after"],
     "bert": ["bert"],
     "generation": ["generation", "generation_hf"],
+    "t5": ["t5"],
+    "efficiency": ["efficiency_quantized", "efficiency_lora"],
     "tokenizers": ["tokenizers"],
     "ddp": ["ddp"],
 }
@@ -184,8 +186,9 @@ def test_alternate_and_peak_memory() -> None:
 def test_run_all_chooses_flags_and_skips_with_reasons() -> None:
     run_all = _load("run_all")
     by_name = {b.name: b for b in run_all.BENCHMARKS}
-    cmd = run_all.command_for(by_name["attention"], quick=True, device="cuda")
-    assert isinstance(cmd, list) and cmd[-3:] == ["--device", "cuda", "--quick"]
+    for name in ("attention", "t5", "efficiency"):
+        cmd = run_all.command_for(by_name[name], quick=True, device="cuda")
+        assert isinstance(cmd, list) and cmd[-3:] == ["--device", "cuda", "--quick"], name
     assert "cpu" in run_all.command_for(by_name["tokenizers"], quick=False, device="cuda")
     assert "cpu" in run_all.command_for(by_name["ddp"], quick=True, device="cuda")
     missing = run_all.Benchmark("later", "bench_not_written_yet.py", "x", optional=True)
@@ -225,11 +228,75 @@ def test_run_all_quick_writes_into_the_given_folder(tmp_path: Path) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in (BENCH / "results").glob("*.json")} == committed
 
 
+def _quick_main(
+    name: str, results: Path, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> list[Path]:
+    """Run ``benchmarks/<name>.py``'s ``main`` in this process with ``--quick`` into
+    ``results``; the environment variable and torch's threads are restored afterwards."""
+    module = _load(name)
+    monkeypatch.setenv("COURSEKIT_BENCH_RESULTS", str(results))  # main() sets it; undone after
+    threads = torch.get_num_threads()
+    try:
+        module.main(["--quick", "--rounds", "1", "--results-dir", str(results), *args])
+    finally:
+        torch.set_num_threads(threads)
+    return sorted(results.glob("*.json"))
+
+
+def test_t5_quick_run_matches_transformers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("transformers")
+    written = _quick_main("bench_t5", tmp_path, monkeypatch)
+    assert [p.stem for p in written] == OUTPUTS["t5"]
+    data = _check_result(tmp_path / "t5.json")
+    assert data["quick"] is True and "T5ForConditionalGeneration" in data["title"]
+    (row,) = data["rows"]
+    assert row["eval loss gap"] < 1e-4  # same weights, same tokens: the same loss
+    assert row["coursekit ms"] > 0 and row["transformers ms"] > 0
+    assert row["parameters"] > 0 and row["GFLOP/step"] > 0
+    assert 0 < row["MFU coursekit"] < 10 and 0 < row["MFU transformers"] < 10
+    bench = _load("bench_t5")
+    c = bench.QUICK
+    # the FLOP count is about 6 x (weights used per token) x tokens: weights the encoder and
+    # the decoder use, the output layer once per target token (attention and norms aside)
+    d, ff, v = c["d"], c["d_ff"], c["vocab"]
+    weights = c["src"] * c["enc"] * (4 * d * d + 2 * d * ff) + c["tgt"] * (
+        c["dec"] * (8 * d * d + 2 * d * ff) + d * v
+    )
+    assert 6 * weights * c["batch"] < bench.step_flops(c) < 12 * weights * c["batch"]
+
+
+def test_efficiency_quick_run_memory_and_lora(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = _quick_main("bench_efficiency", tmp_path, monkeypatch)
+    assert [p.stem for p in written] == sorted(OUTPUTS["efficiency"])
+    quant = _check_result(tmp_path / "efficiency_quantized.json")
+    by_size: dict[str, dict[str, dict]] = {}
+    for row in quant["rows"]:
+        kind = row["layer"].split()[0]  # float32, int8, 4-bit
+        by_size.setdefault(row["weight (out x in)"], {})[kind] = row
+    assert len(by_size) >= 2
+    for rows in by_size.values():
+        f32, int8, int4 = rows["float32"], rows["int8"], rows["4-bit"]
+        assert int4["weight bytes"] < int8["weight bytes"] < f32["weight bytes"]
+        assert f32["bits per weight"] == 32.0 and f32["ratio bytes"] == 1.0
+        assert 0.25 <= int8["ratio bytes"] < 0.27 and 0.125 <= int4["ratio bytes"] < 0.15
+        assert f32["output rel. error"] == 0.0
+        assert 0 < int8["output rel. error"] < int4["output rel. error"] < 0.2
+    lora = _check_result(tmp_path / "efficiency_lora.json")
+    full, adapted = lora["rows"]
+    assert full["method"] == "full fine-tuning" and adapted["method"].startswith("LoRA")
+    assert 0 < adapted["trainable params"] < full["trainable params"]
+    assert 0 < adapted["optimizer state bytes"] < full["optimizer state bytes"]
+    assert adapted["ratio trainable"] < 0.2 and adapted["ratio optimizer state"] < 0.2
+    assert full["initial loss gap"] == 0.0  # B = 0 at the start: LoRA changes nothing yet
+
+
 # --------------------------------------------------------------------------------------------
 # slow: every other benchmark's quick run
 # --------------------------------------------------------------------------------------------
 def _needs(name: str) -> None:
-    if name in ("bert", "generation"):
+    if name in ("bert", "generation", "t5"):
         pytest.importorskip("transformers")
     if name == "tokenizers":
         pytest.importorskip("tokenizers")
@@ -246,7 +313,9 @@ def _needs(name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["attention", "core", "bert", "generation", "tokenizers", "ddp"])
+@pytest.mark.parametrize(
+    "name", ["attention", "core", "bert", "generation", "t5", "efficiency", "tokenizers", "ddp"]
+)
 def test_quick_run_of_each_benchmark(name: str, tmp_path: Path) -> None:
     _needs(name)
     done = _run_all(tmp_path, "--quick", "--only", name, "--no-report")
@@ -273,7 +342,7 @@ def test_quick_run_of_the_gpt_benchmark(tmp_path: Path) -> None:
 def test_quick_cuda_runs_write_beside_the_cpu_results(tmp_path: Path) -> None:
     done = _run_all(tmp_path, "--quick", "--device", "cuda")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for name in ("attention", "rnn_vs_attention", "bert", "generation"):
+    for name in ("attention", "rnn_vs_attention", "bert", "generation", "t5", "efficiency"):
         for stem in OUTPUTS[name]:
             _check_result(tmp_path / f"{stem}_cuda.json", device="cuda")
     assert not (tmp_path / "tokenizers_cuda.json").exists()  # CPU-only benchmarks are skipped

@@ -45,6 +45,8 @@ RANKS: dict[str, int] = {
     "coursekit.progress": 8,
     "coursekit.exercises": 9,
     "coursekit.doctor": 10,
+    "coursekit.hosted": 10,
+    "coursekit.site": 10,
     "coursekit.cli": 11,
 }
 PLATFORM = 7
