@@ -27,6 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import save_results  # noqa: E402
+from training_step import encoder_decoder_step_flops  # noqa: E402
 
 from coursekit.attention import MultiHeadAttention  # noqa: E402
 from coursekit.models import Transformer, TransformerConfig  # noqa: E402
@@ -134,9 +135,19 @@ def bench_encoder_decoder(rounds: int, dropout: float = 0.1) -> list[dict[str, o
         model.loss(src, tgt).backward()  # type: ignore[operator]
         opt.step()
 
+    # a 1024 x 1024 float32 product timed in the same rounds: the matmul rate for the MFU
+    mm_a, mm_b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     times = _alternate(
-        {"coursekit": lambda: step(ours, opt_ours), "torch": lambda: step(ref, opt_ref)}, rounds
+        {
+            "coursekit": lambda: step(ours, opt_ours),
+            "torch": lambda: step(ref, opt_ref),
+            "matmul": lambda: mm_a @ mm_b,
+        },
+        rounds,
     )
+    rate = 2 * 1024**3 / times["matmul"]
+    sizes = dict(enc=layers, dec=layers, d=d, d_ff=d_ff, src=length, tgt=length, vocab=vocab)
+    flops = encoder_decoder_step_flops({**sizes, "batch": batch})
     return [
         {
             "model": f"enc-dec d{d} {layers}+{layers} layers, batch {batch} x {length}",
@@ -144,6 +155,10 @@ def bench_encoder_decoder(rounds: int, dropout: float = 0.1) -> list[dict[str, o
             "coursekit ms": 1e3 * times["coursekit"],
             "nn.Transformer ms": 1e3 * times["torch"],
             "ratio": times["coursekit"] / times["torch"],
+            "GFLOP/step": flops / 1e9,
+            "matmul GFLOP/s": rate / 1e9,
+            "MFU coursekit": flops / times["coursekit"] / rate,
+            "MFU nn.Transformer": flops / times["torch"] / rate,
             "eval loss gap": gap,
         }
     ]
@@ -198,7 +213,9 @@ def main() -> None:
         notes="Forward, backward and AdamW step; same weights, tokens, embeddings and loss; "
         "median over alternated rounds; ratio < 1 means coursekit is faster. With dropout 0.1 "
         "nn.Transformer draws its masks with bernoulli_; coursekit (after) with coursekit.dropout "
-        "(16 random bits per element); the dropout 0.0 row isolates the rest of the step.",
+        "(16 random bits per element); the dropout 0.0 row isolates the rest of the step. MFU: "
+        "model FLOPs (training_step.encoder_decoder_step_flops) per second over the rate of a "
+        "1024 x 1024 float32 matmul timed in the same rounds.",
     )
     save_results(
         f"core_causal_attention_{args.tag}",

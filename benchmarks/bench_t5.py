@@ -13,9 +13,9 @@ targets shifted right), cross-entropy over the targets, backward, AdamW step, dr
 The two steps and a ``--matmul``-sized float32 matrix product are alternated round by round
 (medians), so the matmul rate is measured under the same load as the models (as in
 ``bench_bert.py``). Model FLOP utilisation (MFU) = model FLOPs per step / step time / measured
-matmul rate; the model FLOPs are counted in :func:`step_flops` (every weight matrix once per
-token it multiplies, the encoder's bidirectional and the decoder's causal attention, the
-cross-attention, the output layer; training = 3 x forward). One torch thread unless
+matmul rate; the model FLOPs are counted in :func:`training_step.encoder_decoder_step_flops`
+(every weight matrix once per token it multiplies, the encoder's bidirectional and the
+decoder's causal attention, the cross-attention, the output layer; training = 3 x forward). One torch thread unless
 ``--threads`` says otherwise (``--threads 0``: torch's default), as the GPT benchmark.
 """
 
@@ -32,29 +32,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import bench_parser, need_transformers, rows_by_name, setup, write_results  # noqa: E402
-from training_step import add_matmul_arg, matmul_probe, training_step_row  # noqa: E402
+from training_step import (  # noqa: E402
+    add_matmul_arg,
+    encoder_decoder_step_flops,
+    matmul_probe,
+    training_step_row,
+)
 
 FULL = dict(vocab=8192, enc=4, dec=4, d=256, heads=4, d_ff=1024, batch=8, src=64, tgt=32)
 QUICK = dict(vocab=512, enc=2, dec=2, d=64, heads=4, d_ff=128, batch=2, src=16, tgt=8)
-
-
-def step_flops(c: dict[str, int]) -> float:
-    """Training FLOPs of one step (forward + backward = 3 x forward), a multiply-add counting 2.
-
-    Per source token and encoder layer: the four attention matrices ``2 * 4 d^2``, the ReLU
-    feed-forward ``2 * 2 d d_ff``, scores and weighted sum over all ``S`` keys ``4 d S``.
-    Per target token and decoder layer: self-attention ``2 * 4 d^2`` + ``4 d T / 2`` (causal:
-    half the keys on average), cross-attention queries and output ``2 * 2 d^2`` + ``4 d S``,
-    feed-forward ``2 * 2 d d_ff``; the cross-attention keys and values ``2 * 2 d^2`` per source
-    token and decoder layer; the output layer ``2 d V`` per target token. Norms, the relative
-    position bias and the embedding lookups are left out (a small share).
-    """
-    d, ff, s, t, v = c["d"], c["d_ff"], c["src"], c["tgt"], c["vocab"]
-    encoder = c["enc"] * (8 * d * d + 4 * d * ff + 4 * d * s)
-    cross_kv = c["dec"] * 4 * d * d
-    decoder = c["dec"] * (8 * d * d + 2 * d * t + 4 * d * d + 4 * d * s + 4 * d * ff)
-    forward = s * (encoder + cross_kv) + t * (decoder + 2 * d * v)
-    return 3.0 * forward * c["batch"]
 
 
 def hf_config(c: dict[str, int], attn: str) -> Any:
@@ -113,7 +99,7 @@ def bench_attn(
             loss_ours,
             loss_ref,
             matmul,
-            flops=step_flops(c),
+            flops=encoder_decoder_step_flops(c),
             tokens=c["batch"] * (c["src"] + c["tgt"]),
             args=args,
         ),
@@ -122,7 +108,7 @@ def bench_attn(
 
 def main(argv: list[str] | None = None) -> None:
     # one thread, as bench_gpt's results: a small model, steadier on one thread
-    parser = bench_parser(__doc__, rounds=10, threads=1)
+    parser = bench_parser(__doc__, rounds=30, threads=1)
     parser.add_argument(
         "--attn",
         default="sdpa",

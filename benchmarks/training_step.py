@@ -12,7 +12,13 @@ import torch
 from common import alternate, peak_memory_bytes
 from torch import nn
 
-__all__ = ["add_matmul_arg", "matmul_probe", "train_step", "training_step_row"]
+__all__ = [
+    "add_matmul_arg",
+    "encoder_decoder_step_flops",
+    "matmul_probe",
+    "train_step",
+    "training_step_row",
+]
 
 
 def add_matmul_arg(parser: argparse.ArgumentParser, *, quick_size: int | None = None) -> None:
@@ -26,6 +32,26 @@ def add_matmul_arg(parser: argparse.ArgumentParser, *, quick_size: int | None = 
         help=f"matmul size for the rate (default cpu 1024, cuda 4096{quick})",
     )
     parser.set_defaults(_quick_matmul=quick_size)
+
+
+def encoder_decoder_step_flops(c: dict[str, int]) -> float:
+    """Training FLOPs of one step of an encoder-decoder (T5, the 2017 Transformer): forward +
+    backward = 3 x forward, a multiply-add counting 2; ``c``: enc, dec, d, d_ff, src, tgt, vocab, batch.
+
+    Per source token and encoder layer: the four attention matrices ``2 * 4 d^2``, the ReLU
+    feed-forward ``2 * 2 d d_ff``, scores and weighted sum over all ``S`` keys ``4 d S``.
+    Per target token and decoder layer: self-attention ``2 * 4 d^2`` + ``4 d T / 2`` (causal:
+    half the keys on average), cross-attention queries and output ``2 * 2 d^2`` + ``4 d S``,
+    feed-forward ``2 * 2 d d_ff``; the cross-attention keys and values ``2 * 2 d^2`` per source
+    token and decoder layer; the output layer ``2 d V`` per target token. Norms, the relative
+    position bias and the embedding lookups are left out (a small share).
+    """
+    d, ff, s, t, v = c["d"], c["d_ff"], c["src"], c["tgt"], c["vocab"]
+    encoder = c["enc"] * (8 * d * d + 4 * d * ff + 4 * d * s)
+    cross_kv = c["dec"] * 4 * d * d
+    decoder = c["dec"] * (8 * d * d + 2 * d * t + 4 * d * d + 4 * d * s + 4 * d * ff)
+    forward = s * (encoder + cross_kv) + t * (decoder + 2 * d * v)
+    return 3.0 * forward * c["batch"]
 
 
 def matmul_probe(
