@@ -50,6 +50,20 @@ def test_answer_key_lists_every_registered_exercise():
         assert re.search(rf"\| `{re.escape(q.id)}` \|.*\| \({letter}\) [^|]*\|$", key, re.M), q.id
 
 
+def test_answer_key_lists_the_feedback_on_each_wrong_option():
+    key = answer_key.answer_key_markdown()
+    with_feedback = [q for q in all_quiz_questions() if q.feedback]
+    assert with_feedback
+    for q in with_feedback:
+        block = key.split(f"- `{q.id}`, right answer ({'abcdefgh'[q.answer]}):\n", 1)[1]
+        block = block.split("\n- ", 1)[0]
+        for i, text in enumerate(q.feedback):
+            line = (
+                f"  - ({'abcdefgh'[i]}) {answer_key._cell(q.options[i])}: {answer_key._cell(text)}"
+            )
+            assert (line in block) == (i != q.answer), (q.id, i)
+
+
 def test_answer_key_escapes_table_cells(fake_registry):
     key = answer_key.answer_key_markdown()
     assert "c\\|d" in key and "| hard | 20 |" in key

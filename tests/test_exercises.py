@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import html
+from collections import Counter
+
 import nbformat
 import pytest
 import torch
 
 from coursekit.exercises import answer_quiz, check, checking
 from coursekit.exercises.checking import NotDone, answer_or_reference, evaluate, not_done_message
-from coursekit.exercises.registry import all_exercises, all_quiz_questions, get_exercise
+from coursekit.exercises.quiz import _question_widget, quiz_feedback
+from coursekit.exercises.registry import (
+    QuizQuestion,
+    all_exercises,
+    all_quiz_questions,
+    get_exercise,
+    quiz_question,
+)
 from coursekit.exercises.student import SolutionMarkerError, make_student_notebook, strip_solutions
 
 
@@ -163,7 +173,94 @@ def test_registry_is_consistent():
 def test_answer_quiz(capsys):
     assert answer_quiz("00.q3", "c") is True
     assert answer_quiz("00.q3", 0) is False
-    assert "the answer is (c)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the answer is (c)" in out
+    assert get_quiz_question("00.q3").feedback[0] in out  # why (a) is wrong
+
+
+def get_quiz_question(question_id):
+    return next(q for q in all_quiz_questions() if q.id == question_id)
+
+
+EARLY_NOTEBOOKS = ("00", "01", "02", "03", "04", "05")
+
+
+def test_every_wrong_option_of_notebooks_00_to_05_has_its_feedback():
+    questions = [q for q in all_quiz_questions() if q.notebook in EARLY_NOTEBOOKS]
+    assert {q.notebook for q in questions} == set(EARLY_NOTEBOOKS)
+    for q in questions:
+        assert len(q.feedback) == len(q.options), q.id
+        wrong = [text for i, text in enumerate(q.feedback) if i != q.answer]
+        assert all(text.strip().endswith(".") for text in wrong), q.id
+        assert len(set(wrong)) == len(wrong), q.id  # each says something of its own
+
+
+def test_quiz_answers_of_notebooks_00_to_05_are_spread_over_the_options():
+    questions = [q for q in all_quiz_questions() if q.notebook in EARLY_NOTEBOOKS]
+    counts = Counter(q.answer for q in questions)
+    assert max(counts.values()) <= 0.35 * len(questions), counts
+    for nb in EARLY_NOTEBOOKS:
+        answers = {q.answer for q in questions if q.notebook == nb}
+        assert len(answers) > 1, (nb, answers)
+
+
+def _question(**changes):
+    fields = {
+        "id": "99.q1",
+        "notebook": "99",
+        "question": "Which?",
+        "options": ("right", "wrong", "also wrong"),
+        "answer": 0,
+        "explanation": "Because.",
+        "feedback": ("", "Why (b) is wrong.", "Why (c) is wrong."),
+    }
+    return QuizQuestion(**{**fields, **changes})
+
+
+def test_quiz_question_checks_its_feedback():
+    assert _question().feedback[1] == "Why (b) is wrong."
+    assert _question(feedback=()).feedback == ()  # feedback is optional
+    with pytest.raises(ValueError, match="2 entries for 3 options"):
+        _question(feedback=("", "Why (b) is wrong."))
+    with pytest.raises(ValueError, match=r"wrong option \(c\) is empty"):
+        _question(feedback=("", "Why (b) is wrong.", " "))
+    with pytest.raises(ValueError, match=r"99.q2: .*wrong option \(a\)"):
+        quiz_question(
+            "99.q2",
+            notebook="99",
+            question="Which?",
+            options=["wrong", "right"],
+            answer=1,
+            explanation="Because.",
+            feedback=["", ""],
+        )
+
+
+def test_quiz_feedback_names_the_chosen_wrong_option():
+    q = _question()
+    assert quiz_feedback(q, 0) == (True, "Correct.", "Because.")
+    correct, verdict, detail = quiz_feedback(q, 2)
+    assert not correct and verdict == "Not quite: the answer is (a)."
+    assert detail == "(c) Why (c) is wrong. Because."
+    assert quiz_feedback(_question(feedback=()), 1)[2] == "Because."
+
+
+def test_quiz_widget_shows_the_feedback_of_the_option_picked():
+    pytest.importorskip("ipywidgets")
+    q = get_quiz_question("01.q2")
+    box = _question_widget(q)
+    _, choices, button, message = box.children
+    button.click()
+    assert "Pick an option first" in message.value
+    wrong = (q.answer + 1) % len(q.options)
+    choices.value = wrong
+    button.click()
+    assert f"the answer is ({'abcd'[q.answer]})" in message.value
+    assert html.escape(q.feedback[wrong], quote=False) in message.value
+    assert all(q.feedback[i] not in message.value for i in range(4) if i not in (wrong, q.answer))
+    choices.value = q.answer
+    button.click()
+    assert "Correct." in message.value and "Not quite" not in message.value
 
 
 def test_strip_solutions_keeps_indentation_and_the_rest():

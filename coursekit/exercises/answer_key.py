@@ -1,8 +1,9 @@
 """The instructors' answer key, generated from the exercise registry.
 
 :func:`answer_key_markdown` writes the overview table (notebook, exercise, what it asks,
-difficulty, minutes), one line per exercise naming its check function and what it verifies, and
-the quiz answers. ``docs/instructors.md`` embeds it between ``<!-- answer-key:begin -->`` and
+difficulty, minutes), one line per exercise naming its check function and what it verifies, the
+quiz answers, and the feedback on each wrong option of the questions that have it.
+``docs/instructors.md`` embeds it between ``<!-- answer-key:begin -->`` and
 ``<!-- answer-key:end -->``; :func:`update_answer_key` refreshes it there::
 
     python -m coursekit.exercises.answer_key docs/instructors.md   # fill it in
@@ -115,6 +116,7 @@ def answer_key_markdown(
         ]
         lines += checks
     quiz_rows = []
+    why_wrong: list[str] = []
     for nb in sorted(q_by_nb):
         for q in q_by_nb[nb]:
             options = getattr(q, "options", None)
@@ -123,9 +125,24 @@ def answer_key_markdown(
                 continue
             right = f"({'abcdefgh'[answer]}) {_cell(options[answer])}"
             quiz_rows.append(f"| {nb} | `{q.id}` | {_cell(q.question)} | {right} |")
+            feedback = getattr(q, "feedback", ())
+            if feedback:
+                why_wrong.append(f"- `{q.id}`, right answer ({'abcdefgh'[answer]}):")
+                why_wrong += [
+                    f"  - ({'abcdefgh'[i]}) {_cell(options[i])}: {_cell(text)}"
+                    for i, text in enumerate(feedback)
+                    if i != answer
+                ]
     if quiz_rows:
         lines += ["", "Quiz answers:", "", "| notebook | question | asks | right answer |"]
         lines += ["|---|---|---|---|", *quiz_rows]
+    if why_wrong:
+        lines += [
+            "",
+            "Why each wrong option is wrong (the feedback a learner sees on picking it):",
+            "",
+            *why_wrong,
+        ]
     return "\n".join(lines)
 
 

@@ -156,25 +156,43 @@ quiz_question(
     "00.q1",
     notebook="00",
     question="Which run profile does CI use to execute every notebook quickly?",
-    options=["gpu", "laptop", "smoke"],
-    answer=2,
+    options=["smoke", "laptop", "gpu"],
+    answer=0,
     explanation="`smoke` shrinks every size so a notebook runs in about a minute; "
     "the stored outputs come from `laptop`.",
+    feedback=[
+        "",
+        "`laptop` is the profile the stored outputs come from: a few minutes per training on a "
+        "CPU, too slow to run every notebook on each change.",
+        "`gpu` runs the full sizes, the slowest of the three profiles: it is what a machine with "
+        "CUDA gets by default, not what a quick check needs.",
+    ],
 )
+
 quiz_question(
     "00.q2",
     notebook="00",
     question="Named-entity recognition (tagging each word as PERSON, PLACE, ...) is which task family?",
     options=[
         "sequence classification",
-        "sequence labelling",
         "sequence-to-sequence",
         "extractive QA",
+        "sequence labelling",
     ],
-    answer=1,
+    answer=3,
     explanation="One label per input token: sequence labelling. Classification gives one label "
     "per whole sequence.",
+    feedback=[
+        "Sequence classification gives one label to the whole input (this review is positive); "
+        "NER needs a label for every word.",
+        "Sequence-to-sequence writes a new sequence of its own length (a translation); NER's "
+        "output is aligned one to one with the input words.",
+        "Extractive QA picks one span of a passage in answer to a question; NER labels every "
+        "word, and there is no question.",
+        "",
+    ],
 )
+
 quiz_question(
     "00.q3",
     notebook="00",
@@ -182,4 +200,13 @@ quiz_question(
     options=["2", "4", "8", "16"],
     answer=2,
     explanation="2 n^3 FLOPs: doubling n gives 2^3 = 8 times the work.",
+    feedback=[
+        "Work proportional to n would double; but each of the n^2 outputs is a dot product of "
+        "length n, so the work grows as n^3.",
+        "n^2 counts the outputs only; each of them also costs n multiplications and about as "
+        "many additions, hence n^3.",
+        "",
+        "16 = 2^4 would need work growing as n^4; a product of two n x n matrices takes about "
+        "2 n^3 FLOPs.",
+    ],
 )

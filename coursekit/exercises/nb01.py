@@ -536,53 +536,92 @@ quiz_question(
     question="Compared with a word-level tokenizer on the same corpus, a character tokenizer has...",
     options=[
         "a larger vocabulary and shorter sequences",
-        "a much smaller vocabulary, longer sequences, and no out-of-vocabulary words",
         "the same sequence length, since every word is made of characters",
+        "a much smaller vocabulary, longer sequences, and no out-of-vocabulary words",
         "a vocabulary of exactly 30,000 symbols",
     ],
-    answer=1,
+    answer=2,
     explanation="Tiny Shakespeare has 65 characters but over 10,000 word types; the price of the "
     "tiny vocabulary is about 4-5x more tokens per text. Any text made of known characters encodes.",
+    feedback=[
+        "That describes the word tokenizer: one symbol per word type makes a large vocabulary and "
+        "few tokens. Characters are few, and each word takes several of them.",
+        "Every character is a token of its own: a five-letter word is five tokens instead of "
+        "one, so the sequences get longer, not the same.",
+        "",
+        "30,000 is a typical size of a subword (BPE, WordPiece) vocabulary, set by the number of "
+        "merges; a character vocabulary is whatever characters the corpus contains.",
+    ],
 )
+
 quiz_question(
     "01.q2",
     notebook=NB,
     question="What does one step of BPE training do?",
     options=[
         "Split the rarest token into two halves",
-        "Merge the most frequent adjacent pair of symbols into one new symbol",
         "Remove the least frequent word from the vocabulary",
         "Assign each word its own id",
+        "Merge the most frequent adjacent pair of symbols into one new symbol",
     ],
-    answer=1,
+    answer=3,
     explanation="Each step counts adjacent pairs across the corpus (weighted by word counts) and "
     "adds the most frequent pair as a new token; vocabulary size = base alphabet + number of merges.",
+    feedback=[
+        "BPE builds up and never splits: it starts from single characters and each step joins "
+        "two symbols into a longer one.",
+        "BPE never removes anything: each step adds one symbol, so the vocabulary grows by one "
+        "per merge.",
+        "That is a word-level tokenizer, which needs no training steps beyond counting words; "
+        "BPE works below the word, on pairs of symbols.",
+        "",
+    ],
 )
+
 quiz_question(
     "01.q3",
     notebook=NB,
     question="Why is the cosine similarity between any two different one-hot vectors always 0?",
     options=[
-        "Because the vectors are normalised",
         "Because two different one-hot vectors never have a 1 in the same position",
+        "Because the vectors are normalised",
         "Because the vocabulary is too small",
         "It is not: similar words have similar one-hot vectors",
     ],
-    answer=1,
+    answer=0,
     explanation="Their dot product is 0, so one-hot codes say every word is equally unlike every "
     "other: 'cat' is as far from 'dog' as from 'democracy'. Dense embeddings fix this.",
+    feedback=[
+        "",
+        "One-hot vectors do have length 1, but the length only scales the cosine; it is 0 "
+        "because the dot product is 0.",
+        "The size of the vocabulary does not matter: with 10 words or 100,000, two different "
+        "one-hot vectors share no non-zero position.",
+        "A one-hot vector depends only on the word's id, never on its meaning: 'sword' is as "
+        "far from 'dagger' as from 'porridge'.",
+    ],
 )
+
 quiz_question(
     "01.q4",
     notebook=NB,
     question="word2vec gives 'bank' one vector. What follows?",
     options=[
-        "'river bank' and 'bank account' get the same representation of 'bank'",
         "'bank' cannot be used in analogies",
+        "'river bank' and 'bank account' get the same representation of 'bank'",
         "The vector of 'bank' is all zeros",
         "word2vec learns a separate vector per sentence",
     ],
-    answer=0,
+    answer=1,
     explanation="Static embeddings are a table look-up: context cannot change the vector. Contextual "
     "models (attention, from notebook 03 on) compute a different vector in each sentence.",
+    feedback=[
+        "Every word in the vocabulary can take part in the vector arithmetic of an analogy; one "
+        "vector for two senses only makes such analogies less reliable.",
+        "",
+        "The vector is trained like every other one; shared between two senses, it becomes a "
+        "blend of their contexts, not zero.",
+        "A vector per sentence would be a contextual model; word2vec learns one row of a table "
+        "per word, the same in every sentence.",
+    ],
 )

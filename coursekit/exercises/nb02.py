@@ -446,14 +446,24 @@ quiz_question(
     question="In h_t = f(h_{t-1}, x_t), why can't the steps of one training sequence run in parallel?",
     options=[
         "Because the weights change at every step",
-        "Because h_t depends on h_{t-1}, which must be computed first",
         "Because x_t depends on h_t",
         "They can: an RNN is as parallel as attention",
+        "Because h_t depends on h_{t-1}, which must be computed first",
     ],
-    answer=1,
+    answer=3,
     explanation="The recurrence is a chain of T dependent steps; only the batch dimension runs in "
     "parallel. Self-attention computes all positions at once, which is why it uses GPUs better.",
+    feedback=[
+        "The same weights are used at every step of the sequence; they change only between "
+        "training steps, after the whole sequence has been processed.",
+        "In training, x_t is given: it is the t-th token of the input. Only h_t is computed, and "
+        "it needs h_{t-1}.",
+        "Attention computes all positions with a few matrix products; an RNN takes T steps in "
+        "order, each waiting for the one before.",
+        "",
+    ],
 )
+
 quiz_question(
     "02.q2",
     notebook=NB,
@@ -463,21 +473,40 @@ quiz_question(
     answer=2,
     explanation="0.8^50 ≈ 1.4e-5: exponential decay with distance. Norms above 1 explode the same way "
     "(gradient clipping handles that; gating handles vanishing).",
+    feedback=[
+        "0.8 is the factor of a single step; a gradient from 50 steps away passes through 50 "
+        "such factors.",
+        "40 = 0.8 x 50 adds the factors up; back-propagation multiplies them, so the decay is "
+        "exponential.",
+        "",
+        "That would need norms of exactly 1; below 1, every further step shrinks the gradient "
+        "again.",
+    ],
 )
+
 quiz_question(
     "02.q3",
     notebook=NB,
     question="What does the LSTM forget gate f_t control?",
     options=[
-        "Which input characters are skipped",
         "How much of the previous cell state c_{t-1} is kept in c_t",
+        "Which input characters are skipped",
         "The learning rate of the cell",
         "How much of the cell state is shown as the output h_t",
     ],
-    answer=1,
+    answer=0,
     explanation="c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t: with f_t near 1 the cell state (and its gradient) "
     "passes along almost unchanged, the 'memory highway'. The output gate controls h_t.",
+    feedback=[
+        "",
+        "No input is skipped: the input gate i_t scales how much of the candidate g_t enters the "
+        "cell, and the forget gate acts on c_{t-1}, not on x_t.",
+        "The gates are computed from x_t and h_{t-1} in the forward pass; the learning rate "
+        "belongs to the optimiser and does not change from one time step to the next.",
+        "That is the output gate o_t: h_t = o_t ⊙ tanh(c_t).",
+    ],
 )
+
 quiz_question(
     "02.q4",
     notebook=NB,
@@ -492,4 +521,13 @@ quiz_question(
     answer=1,
     explanation="However long the input, the decoder sees one vector of hidden_size numbers. "
     "Attention (notebook 03) lets every decoder step look back at every encoder state.",
+    feedback=[
+        "Clipping does tame exploding gradients, but with them tamed a long sentence still has "
+        "to fit into one vector.",
+        "",
+        "Dropout fights memorising the training set; the bottleneck hurts on the training set "
+        "too, because a long sentence does not fit into hidden_size numbers.",
+        "BPE changes how the text is split into tokens, not how much of the source the decoder "
+        "sees: it still gets one final hidden state.",
+    ],
 )

@@ -492,39 +492,68 @@ quiz_question(
     question="Why does the Transformer divide the scores by sqrt(d_k)?",
     options=[
         "To make attention weights sum to one",
+        "To save memory",
         "Dot products of d_k-dimensional vectors have variance ~ d_k; without scaling the softmax "
         "saturates and its gradients vanish",
-        "To save memory",
         "Because the keys are normalised to unit length",
     ],
-    answer=1,
+    answer=2,
     explanation="With unit-variance entries q.k has standard deviation sqrt(d_k); dividing brings "
     "it back to ~1, so the softmax stays soft and gradients flow (measured in this notebook).",
+    feedback=[
+        "The softmax makes every row sum to one at any scale; dividing changes how peaked the "
+        "weights are, not their sum.",
+        "Dividing by a constant changes no tensor's size: it saves no memory.",
+        "",
+        "The keys are not normalised: they are linear projections of the input. Unit-length "
+        "queries and keys would keep the scores in [-1, 1], and no scaling would be needed.",
+    ],
 )
+
 quiz_question(
     "03.q2",
     notebook=NB,
     question="In cross-attention of a translation model, where do queries, keys and values come from?",
     options=[
         "All three from the encoder",
-        "Queries from the decoder, keys and values from the encoder output",
         "Queries from the encoder, keys and values from the decoder",
         "All three from the decoder",
+        "Queries from the decoder, keys and values from the encoder output",
     ],
-    answer=1,
+    answer=3,
     explanation="The decoder asks (queries) and looks up the source sentence (keys to match, values "
     "to read). Self-attention takes all three from one sequence.",
+    feedback=[
+        "That is the encoder's self-attention: nothing from the decoder enters, so the target "
+        "could not ask anything of the source.",
+        "The roles are swapped: the decoder, which is predicting, asks the questions, and the "
+        "source sentence is what it reads.",
+        "That is the decoder's (masked) self-attention; cross-attention is where the source "
+        "sentence comes in.",
+        "",
+    ],
 )
+
 quiz_question(
     "03.q3",
     notebook=NB,
     question="Masked scores are set to -inf before the softmax. What does a query row with *every* "
     "key masked give in coursekit?",
-    options=["NaN", "A uniform distribution", "Zeros", "An error"],
-    answer=2,
+    options=["Zeros", "NaN", "A uniform distribution", "An error"],
+    answer=0,
     explanation="softmax of all -inf is 0/0 = NaN in a naive implementation; coursekit returns zero "
     "weights (and a zero output) for such rows. A finite -1e9 instead gives a uniform row.",
+    feedback=[
+        "",
+        "NaN is what a naive softmax gives (0/0); coursekit treats a fully masked row "
+        "separately so that no NaN spreads through the model.",
+        "A uniform row comes from masking with a finite value such as -1e9, which leaves every "
+        "score equally low; -inf leaves nothing to normalise.",
+        "A fully masked row is legitimate (a padding query, for instance), so coursekit does not "
+        "raise.",
+    ],
 )
+
 quiz_question(
     "03.q4",
     notebook=NB,
@@ -539,4 +568,13 @@ quiz_question(
     answer=1,
     explanation="Each head works in a 64-dim subspace; concatenation gives 512 numbers per token, and "
     "the learned W^O (512 x 512) lets the heads' results be combined.",
+    feedback=[
+        "The heads share d_model between them, 512 / 8 = 64 each, so that all 8 cost about as "
+        "much as one head of 512; and W^O is learned, not an average.",
+        "",
+        "8 is the number of heads, not their size; and W^O combines the outputs of all the "
+        "heads, it selects none.",
+        "64 is right, but the value projection is W^V, applied before attention; W^O comes after "
+        "it, on the concatenated head outputs.",
+    ],
 )

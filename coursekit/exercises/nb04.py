@@ -417,39 +417,68 @@ quiz_question(
     question="You shuffle the tokens of a sentence and feed them to self-attention with no positional "
     "information. What happens to the outputs?",
     options=[
-        "They are unchanged",
         "They are shuffled the same way (permutation equivariance)",
+        "They are unchanged",
         "They become random",
         "They are reversed",
     ],
-    answer=1,
+    answer=0,
     explanation="Each output is a weighted sum over a *set* of keys; permuting inputs just permutes "
     "outputs. Word order is invisible until we add positions.",
+    feedback=[
+        "",
+        "Each output stays with its own token, so the outputs move with the tokens: as a set "
+        "they are unchanged, but not in their order.",
+        "Attention is deterministic: the same tokens give the same outputs, only in the shuffled "
+        "order.",
+        "Nothing in attention refers to order, so nothing can reverse it; the outputs follow "
+        "whatever permutation the inputs had.",
+    ],
 )
+
 quiz_question(
     "04.q2",
     notebook=NB,
     question="A GPT-2 model has 1,024 learned position embeddings. What happens at token 1,025?",
     options=[
         "It reuses position 0",
-        "There is no embedding for it: the model cannot process it without changes",
         "The sinusoid extends automatically",
+        "There is no embedding for it: the model cannot process it without changes",
         "ALiBi takes over",
     ],
-    answer=1,
+    answer=2,
     explanation="Learned absolute embeddings are a lookup table of fixed size; positions beyond it "
     "were never trained and do not exist.",
+    feedback=[
+        "Nothing wraps around: the table has rows 0 to 1,023, and looking up row 1,024 is an "
+        "index error.",
+        "GPT-2's position embeddings are learned, not sinusoidal: a learned table has no formula "
+        "to extend.",
+        "",
+        "ALiBi is a different scheme, which a model has to be trained with; GPT-2 has nothing to "
+        "fall back on.",
+    ],
 )
+
 quiz_question(
     "04.q3",
     notebook=NB,
-    question="Which scheme adds nothing to the embeddings and has no parameters, but biases each "
-    "head's scores by -m |i - j|?",
-    options=["Sinusoidal", "T5 relative bias", "ALiBi", "RoPE"],
-    answer=2,
+    question="Which scheme has no parameters and adds nothing to the token embeddings, yet makes a "
+    "head attend less to a key the further it is from the query, at a fixed rate per head?",
+    options=["Sinusoidal", "T5 relative bias", "RoPE", "ALiBi"],
+    answer=3,
     explanation="ALiBi adds a fixed linear penalty with a per-head slope (1/2, 1/4, ... for 8 heads). "
     "T5's bias is learned per bucket; RoPE rotates q and k instead of adding a bias.",
+    feedback=[
+        "Sinusoidal encodings have no parameters, but they are added to the token embeddings.",
+        "T5's relative bias is added to the scores, but it is learned: one value per distance "
+        "bucket and head.",
+        "RoPE rotates the queries and keys by their positions; it adds no penalty that grows "
+        "with the distance.",
+        "",
+    ],
 )
+
 quiz_question(
     "04.q4",
     notebook=NB,
@@ -463,4 +492,13 @@ quiz_question(
     answer=1,
     explanation="Each channel pair is a 2-D rotation; the product of two rotation matrices is the "
     "rotation by the difference of the angles.",
+    feedback=[
+        "A rotation keeps a vector's length, but RoPE normalises nothing, and a length carries no "
+        "position; the offset comes from how rotations compose.",
+        "",
+        "RoPE has no parameters: its angles are fixed functions of the position, like the "
+        "sinusoids.",
+        "q and k are each rotated by their absolute position, but in their dot product the two "
+        "rotations combine into one by the difference.",
+    ],
 )

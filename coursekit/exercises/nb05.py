@@ -615,6 +615,15 @@ quiz_question(
     explanation="Post-norm adds the sub-layer's output to x and normalises the sum. Pre-norm "
     "(third option) normalises the sub-layer's input and leaves the residual path untouched. The "
     "first option, which one of the seed texts prints, normalises only the sub-layer's output.",
+    feedback=[
+        "This normalises only the sub-layer's output and leaves the sum unnormalised; post-norm "
+        "puts LayerNorm after the addition.",
+        "",
+        "This is pre-norm, the arrangement of most later models: LayerNorm comes before the "
+        "sub-layer, and the sum is not normalised.",
+        "This normalises the skip path itself, so x no longer passes through unchanged, and the "
+        "sum is never normalised.",
+    ],
 )
 
 quiz_question(
@@ -623,14 +632,23 @@ quiz_question(
     question="During training with teacher forcing, why does the decoder's self-attention still need a causal mask?",
     options=[
         "To save memory",
-        "Because the whole correct target is fed at once, and position t must not see tokens t+1, ... it is asked to predict",
         "Because cross-attention would otherwise fail",
         "It does not: the mask is only needed at inference time",
+        "Because the whole correct target is fed at once, and position t must not see tokens t+1, ... it is asked to predict",
     ],
-    answer=1,
+    answer=3,
     explanation="All target positions are processed in parallel; without the mask position t "
     "could copy the very token it must predict, and the model would learn nothing usable at "
     "inference time, where future tokens do not exist yet.",
+    feedback=[
+        "The mask saves nothing: the full T x T matrix of scores is still computed, and the "
+        "masked ones are then set to -inf.",
+        "Cross-attention reads the encoder output, where the whole source may be seen; the "
+        "causal mask belongs to the decoder's self-attention.",
+        "At inference the future tokens do not exist yet; it is in training, with the whole "
+        "target fed at once, that the decoder could look ahead.",
+        "",
+    ],
 )
 
 quiz_question(
@@ -641,6 +659,15 @@ quiz_question(
     answer=2,
     explanation="(1 - eps) * 1 + eps / K = 0.9 + 0.00001: every class, the correct one included, "
     "receives eps / K.",
+    feedback=[
+        "1.0 is the one-hot target without smoothing; label smoothing moves eps of the "
+        "probability away from it.",
+        "0.9 = 1 - eps forgets that the eps spread over all K classes gives the correct class "
+        "its share too.",
+        "",
+        "0.1 is eps, the probability spread over all the classes together, not what the correct "
+        "class keeps.",
+    ],
 )
 
 quiz_question(
@@ -648,15 +675,24 @@ quiz_question(
     notebook="05",
     question="Beam search with beam size 1 is the same as...",
     options=[
-        "sampling with temperature 1",
         "greedy decoding",
+        "sampling with temperature 1",
         "exhaustive search",
-        "top-k sampling with k = 1 only when alpha = 0",
+        "nucleus (top-p) sampling with p = 0.9",
     ],
-    answer=1,
+    answer=0,
     explanation="With one hypothesis, keeping the best extension at each step is exactly the "
     "greedy choice; the length penalty cannot change anything because there is nothing to rank "
     "against (the tests check this).",
+    feedback=[
+        "",
+        "Sampling draws each token at random; beam search is deterministic and keeps the "
+        "highest-scoring extensions.",
+        "Exhaustive search scores every possible sequence; a beam of 1 keeps one hypothesis per "
+        "step and can miss the most probable sequence.",
+        "Nucleus sampling still draws at random, from the most probable tokens that together "
+        "hold 90% of the probability; a beam of 1 always takes the single best token.",
+    ],
 )
 
 quiz_question(
@@ -673,4 +709,13 @@ quiz_question(
     explanation="The optimiser's statistics (Adam's second moments) are still unreliable at the "
     "start and post-norm gradients near the output are large; a small rate at first avoids "
     "divergence, as the notebook's deep post-norm experiment shows.",
+    feedback=[
+        "A step costs the same at any learning rate; warm-up changes the size of the updates, "
+        "not their cost.",
+        "",
+        "Label smoothing changes the targets and works with or without warm-up; the two are "
+        "independent.",
+        "The schedule changes only the learning rate; the model has the same parameters "
+        "throughout.",
+    ],
 )

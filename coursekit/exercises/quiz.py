@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from coursekit import progress
 from coursekit.exercises.registry import QuizQuestion, all_quiz_questions
 from coursekit.viz import show_widget, widgets_available
@@ -28,6 +30,21 @@ def quiz_text(notebook: str) -> str:
     return "\n".join(lines)
 
 
+def quiz_feedback(q: QuizQuestion, index: int) -> tuple[bool, str, str]:
+    """Whether option ``index`` of ``q`` is right, the verdict, and what to read after it.
+
+    A wrong option gets the right answer's letter in the verdict, then why the chosen option is
+    wrong (its ``feedback``, where the question has some) before the explanation.
+    """
+    if index == q.answer:
+        return True, "Correct.", q.explanation
+    verdict = f"Not quite: the answer is ({LETTERS[q.answer]})."
+    why = q.feedback[index] if q.feedback else ""
+    if not why:
+        return False, verdict, q.explanation
+    return False, verdict, f"({LETTERS[index]}) {why} {q.explanation}"
+
+
 def answer_quiz(question_id: str, choice: str | int) -> bool:
     """Answer a quiz question by letter or index; prints feedback and records it."""
     matches = [q for q in all_quiz_questions() if q.id == question_id]
@@ -39,11 +56,18 @@ def answer_quiz(question_id: str, choice: str | int) -> bool:
     if not 0 <= index < len(q.options):
         print(f"✗ {question_id} has options (a)-({LETTERS[len(q.options) - 1]}).")
         return False
-    correct = index == q.answer
+    correct, verdict, detail = quiz_feedback(q, index)
     progress.record_quiz(q.notebook, q.id, correct)
-    verdict = "✓ Correct." if correct else f"✗ Not quite: the answer is ({LETTERS[q.answer]})."
-    print(f"{verdict} {q.explanation}")
+    print(f"{'✓' if correct else '✗'} {verdict} {detail}")
     return correct
+
+
+def _feedback_html(q: QuizQuestion, index: int) -> str:
+    """The widget's message for option ``index`` of ``q``; records the answer in the progress."""
+    correct, verdict, detail = quiz_feedback(q, index)
+    progress.record_quiz(q.notebook, q.id, correct)
+    mark = "✅" if correct else "❌"
+    return f"<b>{mark} {verdict}</b> {html.escape(detail, quote=False)}"
 
 
 def _question_widget(q: QuizQuestion):  # -> ipywidgets.VBox
@@ -61,10 +85,7 @@ def _question_widget(q: QuizQuestion):  # -> ipywidgets.VBox
         if choices.value is None:
             feedback.value = "<i>Pick an option first.</i>"
             return
-        correct = choices.value == q.answer
-        progress.record_quiz(q.notebook, q.id, correct)
-        mark = "✅ Correct." if correct else f"❌ Not quite: the answer is ({LETTERS[q.answer]})."
-        feedback.value = f"<b>{mark}</b> {q.explanation}"
+        feedback.value = _feedback_html(q, choices.value)
 
     button.on_click(on_click)
     box = w.VBox([w.HTML(f"<b>{q.id}</b>: {q.question}"), choices, button, feedback])

@@ -50,12 +50,39 @@ class Exercise:
 
 @dataclass(frozen=True)
 class QuizQuestion:
+    """A multiple-choice question; ``answer`` is the index of the right option.
+
+    ``feedback``, when given, has one entry per option: for each wrong option, why it is wrong
+    (the misconception behind it), shown to a learner who picks it; the right option's entry
+    may be empty, since ``explanation`` covers it.
+    """
+
     id: str
     notebook: str
     question: str
     options: tuple[str, ...]
     answer: int
     explanation: str
+    feedback: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.feedback:
+            return
+        if len(self.feedback) != len(self.options):
+            raise ValueError(
+                f"{self.id}: feedback has {len(self.feedback)} entries for "
+                f"{len(self.options)} options; give one per option ('' for the right one)."
+            )
+        empty = [
+            f"({'abcdefgh'[i]})"
+            for i, text in enumerate(self.feedback)
+            if i != self.answer and not text.strip()
+        ]
+        if empty:
+            raise ValueError(
+                f"{self.id}: the feedback of wrong option {', '.join(empty)} is empty; say why "
+                "that option is wrong."
+            )
 
 
 _EXERCISES: dict[str, Exercise] = {}
@@ -114,13 +141,26 @@ def quiz_question(
     options: list[str],
     answer: int,
     explanation: str,
+    feedback: list[str] | None = None,
 ) -> QuizQuestion:
-    """Register a multiple-choice question; ``answer`` is the index of the right option."""
+    """Register a multiple-choice question; ``answer`` is the index of the right option.
+
+    ``feedback`` gives, per option, why that option is wrong ('' for the right one); see
+    :class:`QuizQuestion`.
+    """
     if not 0 <= answer < len(options):
         raise ValueError(
             f"{question_id}: answer index {answer} is not among {len(options)} options."
         )
-    q = QuizQuestion(question_id, notebook, question, tuple(options), answer, explanation)
+    q = QuizQuestion(
+        question_id,
+        notebook,
+        question,
+        tuple(options),
+        answer,
+        explanation,
+        feedback=tuple(feedback or ()),
+    )
     _QUIZ[question_id] = q
     return q
 
