@@ -232,6 +232,9 @@ OWN_HINTS: list[tuple[str, str, str]] = [
     ("11.4", "steps grow with N: compute / 6 * n * tokens_per_step", "in parentheses"),
     ("11.4", "floats, not rounded", "Steps are whole"),
     ("11.4", "no minimum of one step", "at least one step"),
+    ("11.5", "warm-up from 0 (step / warmup)", "(step + 1) / warmup"),
+    ("11.5", "cosine counted from step 0", "from step warmup"),
+    ("11.5", "decays to 0, no floor", "instead of min_ratio"),
 ]
 
 
@@ -246,3 +249,11 @@ def test_each_wrong_answer_gets_its_own_hint(exercise_id: str, name: str, told: 
 
 def test_quiz_answers_are_spread_and_every_wrong_option_is_explained() -> None:
     assert_quiz_is_well_formed("11")
+
+
+def test_lr_multiplier_reference_is_the_package_schedule_and_accepts_a_numpy_float() -> None:
+    ex = get_exercise("11.5")
+    assert evaluate(ex, ex.reference).passed
+    assert evaluate(ex, lambda *a: np.float64(ex.reference(*a))).passed
+    outcome = evaluate(ex, lambda step, total, warmup, floor=0.1: "1.0")
+    assert not outcome.passed

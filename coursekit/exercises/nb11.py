@@ -21,6 +21,7 @@ from coursekit.exercises.expect import (
 )
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
 from coursekit.scaling import fit_power_law
+from coursekit.train.schedules import cosine_schedule
 
 NB = "11"
 
@@ -694,6 +695,105 @@ def check_iso_flop_steps(answer: Any) -> None:
         got = _as_steps(answer(compute, list(n_params), tokens_per_step), len(n_params), call)
         exact = [compute / (6 * n * tokens_per_step) for n in n_params]
         _check_steps(got, exact, case, call)
+
+
+# ------------------------------------------------------------------------------------------
+# 11.5 warm-up and cosine decay, then the warm-up ablation
+
+
+def _schedule_reference(step: int, total_steps: int, warmup: int, min_ratio: float = 0.1) -> float:
+    return cosine_schedule(step, total_steps=total_steps, warmup=warmup, min_ratio=min_ratio)
+
+
+def _schedule(
+    step: int, total_steps: int, warmup: int, min_ratio: float = 0.1, *, mistake: str
+) -> float:
+    """The multiplier with one of the usual mistakes."""
+    if warmup > 0 and step < warmup:
+        return step / warmup if mistake == "warmup_from_zero" else (step + 1) / warmup
+    if mistake == "decay_from_zero":  # the cosine counted from step 0, not from the warm-up's end
+        progress = min(step / total_steps, 1.0)
+    else:
+        progress = min(max(step - warmup, 0) / max(total_steps - warmup, 1), 1.0)
+    floor = 0.0 if mistake == "no_floor" else min_ratio
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+_SCHEDULE_IDEA = (
+    " The multiplier rises linearly during the warm-up, (step + 1) / warmup for step < warmup, "
+    "then follows half a cosine from 1 down to min_ratio, over the steps after the warm-up: "
+    "progress = (step - warmup) / (total_steps - warmup), capped at 1, and multiplier = "
+    "min_ratio + (1 - min_ratio) * (1 + cos(pi * progress)) / 2."
+)
+
+#: (total_steps, warmup, min_ratio)
+_SCHEDULE_CASES: list[tuple[int, int, float]] = [(100, 10, 0.1), (50, 0, 0.1), (1000, 250, 0.0)]
+
+
+@exercise(
+    "11.5",
+    notebook=NB,
+    title="Warm-up and cosine decay, then the ablation",
+    asks="lr_multiplier(step, total_steps, warmup, min_ratio=0.1) -> float: the learning-rate "
+    "multiplier at step (counting from 0): linear warm-up (step + 1) / warmup over the first "
+    "warmup steps, then a cosine from 1 down to min_ratio, reached at step == total_steps",
+    difficulty=2,
+    minutes=15,
+    reference=_schedule_reference,
+    wrong_answers={
+        "warm-up from 0 (step / warmup)": partial(_schedule, mistake="warmup_from_zero"),
+        "cosine counted from step 0": partial(_schedule, mistake="decay_from_zero"),
+        "decays to 0, no floor": partial(_schedule, mistake="no_floor"),
+    },
+)
+def check_lr_multiplier(answer: Any) -> None:
+    """Every step 0 .. total_steps + 5 of three schedules (100 steps with 10 of warm-up and a
+    floor of 0.1; 50 steps without warm-up; 1,000 steps with 250 of warm-up and no floor),
+    within 1e-9 of the package's ``cosine_schedule``.
+
+    Rejects a warm-up that starts at 0 (step / warmup: the first step would not learn), a cosine
+    counted from step 0 instead of from the end of the warm-up (it drops at once after the
+    warm-up), and a decay to 0 instead of min_ratio.
+    """
+    expect_callable(answer, name="lr_multiplier")
+    expect_signature(
+        answer,
+        "lr_multiplier(step, total_steps, warmup, min_ratio)",
+        "def lr_multiplier(step, total_steps, warmup, min_ratio=0.1)",
+        0,
+        10,
+        2,
+        0.1,
+    )
+    for total, warmup, floor in _SCHEDULE_CASES:
+        # the telling steps first (the start, the end of the warm-up, the end), then all
+        for step in [0, warmup, total, *range(total + 6)]:
+            call = f"lr_multiplier({step}, {total}, {warmup}, {floor})"
+            got = as_number(answer(step, total, warmup, floor), name=call)
+            want = _schedule_reference(step, total, warmup, floor)
+            if abs(got - want) <= 1e-9:
+                continue
+            message = f"{call} = {show_number(got)}; expected {show_number(want)}."
+            if warmup and step == 0 and abs(got) < 1e-12:
+                hint = (
+                    "The first step gets 0: a learning rate of 0 wastes that step. Count the "
+                    "warm-up from 1: (step + 1) / warmup, which reaches 1 at the last warm-up "
+                    "step."
+                )
+            elif warmup and step == warmup and got < 1 - 1e-9:
+                hint = (
+                    "Right after the warm-up the multiplier should be back at its peak, 1: the "
+                    "cosine starts where the warm-up ends, so measure its progress from step "
+                    "warmup, not from step 0."
+                )
+            elif step >= total and floor > 0 and abs(got) < 1e-9:
+                hint = (
+                    "At the end the multiplier falls to 0 instead of min_ratio: the cosine "
+                    "runs from 1 down to min_ratio, min_ratio + (1 - min_ratio) * (1 + cos) / 2."
+                )
+            else:
+                hint = "Compare your formula with the description." + _SCHEDULE_IDEA
+            raise ExerciseFailure(message, hint=hint)
 
 
 # ------------------------------------------------------------------------------------------
