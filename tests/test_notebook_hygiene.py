@@ -27,17 +27,13 @@ def test_notebook_hygiene(path: Path):
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    # the hosted set-up cell (coursekit/hosted.py) prints nothing in a normal install; it may be
-    # stored unexecuted, as `coursekit hosted` inserts it
+    # the hosted set-up cell (coursekit/hosted.py) prints nothing in a normal install; it is
+    # executed like every other cell
     hosted = [c for c in code if is_hosted_cell(c)]
     assert all(not c.outputs for c in hosted), f"{path.name}: the hosted set-up cell has outputs"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, f"{path.name} has error outputs: {[e.get('ename') for e in errors]}"
-    unexecuted = [
-        i
-        for i, c in enumerate(code)
-        if c.source.strip() and c.execution_count is None and not is_hosted_cell(c)
-    ]
+    unexecuted = [i for i, c in enumerate(code) if c.source.strip() and c.execution_count is None]
     assert not unexecuted, f"{path.name}: code cells {unexecuted} were never executed"
     counts = [c.execution_count for c in code if c.execution_count is not None]
     assert counts == list(range(1, len(counts) + 1)), f"{path.name} was not run top to bottom once"
