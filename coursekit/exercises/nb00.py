@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import Any
 
 import torch
 
 from coursekit.exercises.expect import (
+    a_type,
     as_number,
     expect_callable,
     expect_close,
@@ -71,10 +74,20 @@ def check_matmul_flops(answer: Any) -> None:
             raise ExerciseFailure(
                 f"{name} is {show_number(got)}, expected {counts[convention]} (your other "
                 f"answers use the {convention} count).",
-                hint=_FLOPS_HINT,
+                hint="Your answers switch between the exact count and the rounded one: pick "
+                "ONE formula and use it for every shape. " + _FLOPS_HINT,
             )
         if not matching:
-            hint = _MULTIPLICATIONS_ONLY_HINT if got == n * k * m else _FLOPS_HINT
+            known = {
+                n * k * m: _MULTIPLICATIONS_ONLY_HINT,
+                2 * n * k * k: "The product has n*m outputs (rows of the first matrix times "
+                "columns of the second); k is the length of each dot product. " + _FLOPS_HINT,
+                2 * n * m: "You counted 2 operations per output, but each output is a dot "
+                "product of length k, which costs about 2k. " + _FLOPS_HINT,
+                n * m * (2 * k + 1): "One addition too many per output: summing k products "
+                "takes k-1 additions, not k+1. " + _FLOPS_HINT,
+            }
+            hint = known.get(int(got), _FLOPS_HINT) if float(got).is_integer() else _FLOPS_HINT
             raise ExerciseFailure(
                 f"{name} is {show_number(got)}, expected {counts['exact']} (exact) or "
                 f"{counts['rounded']} (2nkm).",
@@ -150,6 +163,243 @@ def check_softmax_temperature(answer: Any) -> None:
         name="softmax of very large logits",
         hint="exp(1000) overflows: subtract the row maximum before exponentiating.",
     )
+
+
+# ------------------------------------------------------------------------------------------
+# 00.3 and 00.4: the training loop, then an ablation of its learning rate
+
+#: The learning rates of the ablation (00.4) and its number of steps.
+ABLATION_RATES: tuple[float, ...] = (0.01, 0.1, 0.3, 1.0)
+ABLATION_STEPS = 30
+
+
+def line_data(n: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The notebook's noisy line: x (n,) evenly spaced on [-2, 2], y = 1.5 x + 0.5 + noise."""
+    x = torch.linspace(-2, 2, n)
+    noise = torch.randn(n, generator=torch.Generator().manual_seed(seed))
+    return x, 1.5 * x + 0.5 + 0.3 * noise
+
+
+def _fit_line(
+    x: torch.Tensor, y: torch.Tensor, lr: float, steps: int, *, mistake: str | None = None
+) -> list[float]:
+    """Gradient descent on the mean squared error of y ~ w x + b from w = b = 0.
+
+    Returns the ``steps`` losses, each measured before its update. ``mistake`` makes one of the
+    registered wrong versions.
+    """
+    w = torch.zeros((), dtype=x.dtype, requires_grad=True)
+    b = torch.zeros((), dtype=x.dtype, requires_grad=True)
+    losses: list[float] = []
+    for _ in range(steps):
+        error = w * x + b - y
+        loss = (error**2).sum() if mistake == "sum" else (error**2).mean()
+        loss.backward()
+        with torch.no_grad():
+            for p in (w, b):
+                assert p.grad is not None
+                p += lr * p.grad if mistake == "ascent" else -lr * p.grad
+                if mistake != "no_zero_grad":
+                    p.grad.zero_()
+        if mistake == "after_update":
+            with torch.no_grad():
+                losses.append(float(((w * x + b - y) ** 2).mean()))
+        else:
+            losses.append(loss.item())
+    return losses
+
+
+def _fit_line_reference(x: torch.Tensor, y: torch.Tensor, lr: float, steps: int) -> list[float]:
+    return _fit_line(x, y, lr, steps)
+
+
+_LOOP_IDEA = (
+    " Each step: the loss of the current w and b, loss.backward(), w and b moved by -lr times "
+    "their gradients (under torch.no_grad(), or with torch.optim.SGD), the gradients set back "
+    "to zero, and the loss appended."
+)
+
+
+@exercise(
+    "00.3",
+    notebook="00",
+    title="Write the training loop",
+    asks="fit_line(x, y, lr, steps) -> list of floats: gradient descent on the mean squared "
+    "error of y ~ w x + b from w = b = 0, returning the loss measured before each update",
+    difficulty=2,
+    minutes=15,
+    reference=_fit_line_reference,
+    wrong_answers={
+        "no zero_grad (gradients accumulate)": partial(_fit_line, mistake="no_zero_grad"),
+        "gradient ascent (+ lr * grad)": partial(_fit_line, mistake="ascent"),
+        "loss recorded after the update": partial(_fit_line, mistake="after_update"),
+        "sum of squares instead of the mean": partial(_fit_line, mistake="sum"),
+    },
+)
+def check_fit_line(answer: Any) -> None:
+    """The loss history of two runs (30 steps at lr 0.1 on the notebook's line, 12 steps at lr
+    0.05 on another) within 1e-4 of the reference, each a list of ``steps`` floats.
+
+    Rejects gradients that accumulate across steps (no zero_grad), a step uphill, losses
+    recorded after the update instead of before it, and the sum of squares instead of the mean.
+    """
+    expect_callable(answer, name="fit_line")
+    for (x, y), lr, steps in [(line_data(), 0.1, 30), (line_data(20, seed=1), 0.05, 12)]:
+        call = f"fit_line(x, y, lr={lr}, steps={steps})"
+        got = answer(x, y, lr, steps)
+        if isinstance(got, torch.Tensor):
+            got = got.tolist()
+        if not isinstance(got, (list, tuple)) or len(got) != steps:
+            raise ExerciseFailure(
+                f"{call} should return a list of {steps} losses, one per step; it returned "
+                f"{a_type(got)}" + (f" of length {len(got)}." if hasattr(got, "__len__") else "."),
+                hint="Append loss.item() (a float) to a list once per step and return the list.",
+            )
+        values = torch.tensor(
+            [as_number(v, name=f"{call}[{i}]") for i, v in enumerate(got)], dtype=torch.float64
+        )
+        want = torch.tensor(_fit_line(x, y, lr, steps), dtype=torch.float64)
+
+        def made_by(mistake: str) -> torch.Tensor:
+            return torch.tensor(_fit_line(x, y, lr, steps, mistake=mistake), dtype=torch.float64)  # noqa: B023
+
+        expect_close(
+            values,
+            want,
+            name=f"the losses of {call}",
+            atol=1e-6,
+            rtol=1e-4,
+            hint="Compare your loop with the description." + _LOOP_IDEA,
+            mistakes=[
+                (
+                    made_by("no_zero_grad"),
+                    "The gradients are never reset: loss.backward() ADDS to .grad, so each step "
+                    "also applies all the earlier gradients. Zero them after every update "
+                    "(w.grad.zero_(), or optimizer.zero_grad()).",
+                ),
+                (
+                    made_by("ascent"),
+                    "Your loss grows: the step goes uphill. Move each parameter AGAINST its "
+                    "gradient, p -= lr * p.grad.",
+                ),
+                (
+                    made_by("after_update"),
+                    "Your losses are one step ahead: record the loss of the current parameters "
+                    "(the one you call backward on), before the update, so the first entry is "
+                    "the loss at w = b = 0.",
+                ),
+                (
+                    made_by("sum"),
+                    "Your losses are len(x) times too big: the loss is the MEAN squared error, "
+                    "((w * x + b - y) ** 2).mean(), not the sum.",
+                ),
+            ],
+        )
+
+
+def _ablation_reference() -> dict[float, float]:
+    x, y = line_data()
+    return {lr: _fit_line(x, y, lr, ABLATION_STEPS)[-1] for lr in ABLATION_RATES}
+
+
+def _ablation_answer(pick: str) -> tuple[dict[float, float], list[float]]:
+    x, y = line_data()
+    runs = {lr: _fit_line(x, y, lr, ABLATION_STEPS) for lr in ABLATION_RATES}
+    start = runs[ABLATION_RATES[0]][0]
+    if pick == "first":
+        finals = {lr: losses[0] for lr, losses in runs.items()}
+    elif pick == "best":
+        finals = {lr: min(losses) for lr, losses in runs.items()}
+    else:
+        finals = {lr: losses[-1] for lr, losses in runs.items()}
+    if pick == "slowest":
+        too_large = [max(finals, key=lambda lr: finals[lr] if finals[lr] < start else -1.0)]
+    elif pick == "none":
+        too_large = []
+    else:
+        too_large = [lr for lr in ABLATION_RATES if finals[lr] > start]
+    return finals, too_large
+
+
+@exercise(
+    "00.4",
+    notebook="00",
+    title="Run an ablation: the learning rate",
+    asks="(final_losses, too_large): the last loss of fit_line after 30 steps at each learning "
+    "rate of ABLATION_RATES (a dict lr -> float), and the list of the rates whose loss ends "
+    "above where it started",
+    difficulty=2,
+    minutes=10,
+    reference=_ablation_answer("right"),
+    wrong_answers={
+        "the first loss instead of the last": _ablation_answer("first"),
+        "the best loss of the run instead of the last": _ablation_answer("best"),
+        "the slow rate called too large": _ablation_answer("slowest"),
+        "no rate too large": _ablation_answer("none"),
+    },
+)
+def check_ablation(answer: Any) -> None:
+    """The final losses within 1e-3 (relative) of the reference runs, and exactly the rates
+    whose loss ends above its start (1.0 here, where gradient descent diverges).
+
+    Rejects the first or the best loss of a run in place of the last, the slowest converging
+    rate named as too large, and an empty list.
+    """
+    if not isinstance(answer, tuple) or len(answer) != 2:
+        raise ExerciseFailure(
+            f"The answer should be a pair (final_losses, too_large); it is {a_type(answer)}.",
+            hint="ablation = (final_losses, too_large)",
+        )
+    finals, too_large = answer
+    if not isinstance(finals, dict) or sorted(finals) != sorted(ABLATION_RATES):
+        raise ExerciseFailure(
+            f"final_losses should be a dict with one entry per rate of {ABLATION_RATES}.",
+            hint="final_losses = {lr: fit_line(x_line, y_line, lr, ABLATION_STEPS)[-1] "
+            "for lr in ABLATION_RATES}",
+        )
+    want = _ablation_reference()
+    x, y = line_data()
+    start = _fit_line(x, y, ABLATION_RATES[0], 1)[0]
+    for lr in ABLATION_RATES:
+        got = as_number(finals[lr], name=f"final_losses[{lr}]")
+        if math.isclose(got, want[lr], rel_tol=1e-3):
+            continue
+        if got < want[lr]:
+            hint = (
+                "That is lower than where the run ends: take the LAST loss, losses[-1], not the "
+                "best one (min): a run that diverges must show its final, huge loss."
+            )
+        elif math.isclose(got, start, rel_tol=1e-6):
+            hint = (
+                "That is the loss at the START (w = b = 0), the same for every rate: the "
+                "ablation compares where each run ENDS, losses[-1]."
+            )
+        else:
+            hint = "Run fit_line(x_line, y_line, lr, ABLATION_STEPS) and keep losses[-1]."
+        raise ExerciseFailure(
+            f"final_losses[{lr}] is {show_number(got)}; the run ends at {show_number(want[lr])}.",
+            hint=hint,
+        )
+    if not isinstance(too_large, (list, tuple)):
+        raise ExerciseFailure(
+            f"too_large should be a list of rates; it is {a_type(too_large)}.",
+            hint="too_large = [lr for lr in ABLATION_RATES if final_losses[lr] > start_loss]",
+        )
+    right = [lr for lr in ABLATION_RATES if want[lr] > start]
+    if sorted(too_large) != right:
+        slow = [lr for lr in too_large if lr not in right]
+        if slow:
+            hint = (
+                f"{slow} still brings the loss down, just slowly (it ends below the starting "
+                f"loss {start:.3f}): a rate is too large when the loss grows, not when it falls "
+                "too slowly."
+            )
+        else:
+            hint = (
+                "Compare each run's last loss with its first: a rate whose loss ends ABOVE "
+                "where it started diverged: it is too large."
+            )
+        raise ExerciseFailure(f"too_large is {list(too_large)}; expected {right}.", hint=hint)
 
 
 quiz_question(
