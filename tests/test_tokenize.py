@@ -206,8 +206,8 @@ def test_notebook01_checks_accept_reference_and_reject_wrong(monkeypatch) -> Non
     assert not check("01.1", lambda s, p: tuple(s))
     assert check("01.2", count_pairs)
     assert not check("01.2", lambda words: Counter({p: 1 for w in words for p in zip(w, w[1:])}))
-    assert check("01.3", lambda ids, w: F.one_hot(ids, w.shape[0]).to(w.dtype) @ w)
-    assert not check("01.3", lambda ids, w: w[: ids.numel()].reshape(*ids.shape, -1))
+    assert check("01.4", lambda ids, w: F.one_hot(ids, w.shape[0]).to(w.dtype) @ w)
+    assert not check("01.4", lambda ids, w: w[: ids.numel()].reshape(*ids.shape, -1))
 
     def sgns(c, o, n):
         pos = F.logsigmoid((c * o).sum(-1))
@@ -217,8 +217,8 @@ def test_notebook01_checks_accept_reference_and_reject_wrong(monkeypatch) -> Non
         pos = F.logsigmoid((c * o).sum(-1))
         return -(pos + F.logsigmoid(torch.einsum("bkd,bd->bk", n, c)).sum(-1)).mean()
 
-    assert check("01.4", sgns)
-    assert not check("01.4", naive)
+    assert check("01.5", sgns)
+    assert not check("01.5", naive)
 
 
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from coursekit.exercises.expect import (
     expect_true,
 )
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
-from coursekit.tokenize import count_pairs, merge_pair
+from coursekit.tokenize import BPETokenizer, count_pairs, merge_pair
 
 NB = "01"
 
@@ -270,7 +270,188 @@ def check_count_pairs(answer: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# 01.3 one-hot times a matrix
+# 01.3 BPE encoding: replaying the learned merges
+
+_Merges = Sequence[tuple[str, str]]
+
+
+def _encode_reference(word: str, merges: _Merges) -> list[str]:
+    symbols: tuple[str, ...] = tuple(word)
+    for pair in merges:  # in the order they were learned
+        symbols = merge_pair(symbols, tuple(pair))  # type: ignore[arg-type]
+    return list(symbols)
+
+
+def _encode_by_rank(word: str, merges: _Merges) -> list[str]:
+    """GPT-2's loop: merge the pair of lowest rank present, until no learned pair is left."""
+    ranks = {tuple(p): r for r, p in enumerate(merges)}
+    symbols: tuple[str, ...] = tuple(word)
+    while len(symbols) > 1:
+        present = [(ranks[p], p) for p in zip(symbols, symbols[1:]) if p in ranks]
+        if not present:
+            break
+        symbols = merge_pair(symbols, min(present)[1])
+    return list(symbols)
+
+
+def _encode_reversed(word: str, merges: _Merges) -> list[str]:
+    return _encode_reference(word, list(merges)[::-1])
+
+
+def _encode_most_frequent(word: str, merges: _Merges) -> list[str]:
+    """Replays training on the word: the pair that occurs most often in it first."""
+    known = {tuple(p) for p in merges}
+    symbols: tuple[str, ...] = tuple(word)
+    while True:
+        pairs = Counter(p for p in zip(symbols, symbols[1:]) if p in known)
+        if not pairs:
+            return list(symbols)
+        symbols = merge_pair(symbols, pairs.most_common(1)[0][0])
+
+
+def _encode_leftmost(word: str, merges: _Merges) -> list[str]:
+    """Merges the leftmost learned pair first, whatever its rank."""
+    known = {tuple(p) for p in merges}
+    symbols: tuple[str, ...] = tuple(word)
+    while True:
+        first = next((p for p in zip(symbols, symbols[1:]) if p in known), None)
+        if first is None:
+            return list(symbols)
+        i = list(zip(symbols, symbols[1:])).index(first)
+        symbols = (*symbols[:i], first[0] + first[1], *symbols[i + 2 :])
+
+
+def _encode_one_pass(word: str, merges: _Merges) -> list[str]:
+    """One left-to-right pass that joins any learned pair, never looking back."""
+    known = {tuple(p) for p in merges}
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and (word[i], word[i + 1]) in known:
+            out.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
+
+
+_ENCODE_MISTAKES: list[tuple[Callable[[str, _Merges], list[str]], str]] = [
+    (
+        _encode_reversed,
+        "Apply the merges in the order they were LEARNED, the first one first: a later merge may "
+        "need a symbol that an earlier one creates ('ab' + 'c' needs 'a' + 'b' before it).",
+    ),
+    (
+        _encode_most_frequent,
+        "Encoding does not count pairs again: the pair that occurs most often IN THE WORD does not "
+        "go first. The merge learned earliest (lowest rank) goes first, as in training.",
+    ),
+    (
+        _encode_leftmost,
+        "The position in the word does not decide: among the learned pairs present, merge the one "
+        "learned EARLIEST (lowest rank), wherever it sits, then look again.",
+    ),
+    (
+        _encode_one_pass,
+        "One pass over the word is not enough: a merge creates a symbol that a later merge can "
+        "join again ('a' + 'b' -> 'ab', then 'ab' + 'c' -> 'abc'). Go through the whole list of "
+        "merges, in order, applying each one to the current symbols.",
+    ),
+]
+
+
+def _tokenizer_of(merges: _Merges) -> BPETokenizer:
+    """The package's byte-level tokenizer with the same merges (ASCII symbols)."""
+    ids = {chr(i): i for i in range(128)}
+    id_merges = []
+    for rank, (a, b) in enumerate(merges):
+        id_merges.append((ids[a], ids[b]))
+        ids.setdefault(a + b, BPETokenizer.BASE + rank)
+    return BPETokenizer(id_merges)
+
+
+def _learned_merges() -> list[tuple[str, str]]:
+    """The first 60 merges a byte-level BPE learns on a few lines of verse."""
+    text = (
+        "The reading of the red deer by the river: the reader reads, the deer reads the reader. "
+        "A cute teddy bear is reading there; the bear is ready, the teddy is steady. "
+    ) * 4
+    tok = BPETokenizer.train(text, 256 + 60)
+    return [(tok.vocab[a].decode(), tok.vocab[b].decode()) for a, b in tok.merges]
+
+
+def _encode_cases() -> list[tuple[str, list[tuple[str, str]]]]:
+    learned = _learned_merges()
+    return [
+        ("abc", [("a", "b"), ("b", "c"), ("ab", "c")]),  # a merge on top of a merge
+        ("abc", [("b", "c"), ("a", "b")]),  # rank, not position, decides
+        ("ababc", [("b", "c"), ("a", "b")]),
+        ("abcbc", [("a", "b"), ("b", "c")]),  # rank, not frequency in the word
+        ("aaaa", [("a", "a"), ("aa", "aa")]),
+        (" reading", learned),
+        (" teddy", learned),
+        (" thereby", learned),
+        ("xyz", learned),  # nothing learned applies
+        ("", learned),
+    ]
+
+
+@exercise(
+    "01.3",
+    notebook=NB,
+    title="BPE encoding replays the merges",
+    asks="Implement bpe_encode(word, merges): apply the learned merges, in the order learned",
+    difficulty=1,
+    minutes=15,
+    reference=_encode_reference,
+    wrong_answers={
+        "merges in reverse order": _encode_reversed,
+        "most frequent pair in the word first": _encode_most_frequent,
+        "leftmost learned pair first": _encode_leftmost,
+        "a single left-to-right pass": _encode_one_pass,
+    },
+    also_correct={"lowest rank first, until none applies (GPT-2's loop)": _encode_by_rank},
+)
+def check_bpe_encode(answer: Any) -> None:
+    """Equals the package's BPETokenizer on ten words: merges on merges, rank against position
+    and against frequency, merges learned from a few lines of text, no match, empty word.
+
+    Rejects the merges in reverse order, the most frequent pair of the word first, the leftmost
+    pair first, and a single left-to-right pass.
+    """
+    expect_callable(answer, name="my_bpe_encode")
+    cases = _encode_cases()
+    answers = []
+    for word, merges in cases:
+        got = answer(word, list(merges))
+        if got is None:
+            raise ExerciseFailure("bpe_encode returned None.", hint="Return the list of symbols.")
+        if isinstance(got, str) or not isinstance(got, Iterable):
+            raise ExerciseFailure(
+                f"bpe_encode({word!r}, ...) returned {a_type(got)}, not a list of symbols.",
+                hint="Return a list of strings, one per token.",
+            )
+        answers.append([str(x) for x in got])
+    # a mistake is recognised by giving the same tokens as the answer on every case
+    hint = "Start from the characters and apply each merge, in the order learned, to all symbols."
+    for mistake, mistake_hint in _ENCODE_MISTAKES:
+        if all(got == mistake(w, m) for got, (w, m) in zip(answers, cases, strict=True)):
+            hint = mistake_hint
+            break
+    for got, (word, merges) in zip(answers, cases, strict=True):
+        expected = (
+            [p.decode() for p in _tokenizer_of(merges).encode_trace(word)[-1]] if word else []
+        )
+        if got == expected:
+            continue
+        if "".join(got) != word:
+            hint = "The tokens must spell the word exactly: merging never adds or drops characters."
+        shown = merges if len(merges) <= 4 else f"{len(merges)} learned merges"
+        expect_equal(got, expected, name=f"bpe_encode({word!r}, {shown})", hint=hint)
+
+
+# ------------------------------------------------------------------------------------------
+# 01.4 one-hot times a matrix
 
 # Operations that read rows of the weight by index: what the exercise asks to do without.
 _LOOKUPS = frozenset(
@@ -344,6 +525,20 @@ def _runtime_error_hint(message: str, ids: torch.Tensor, weight: torch.Tensor) -
     return None
 
 
+_LOOKUP_SPELLING = {
+    "__getitem__": "weight[ids]",
+    "index_select": "weight.index_select(...)",
+    "embedding": "F.embedding(ids, weight)",
+    "gather": "weight.gather(...)",
+    "take": "weight.take(...)",
+}
+
+
+def _lookup_names(lookups: Sequence[str]) -> str:
+    """How the learner probably wrote the look-ups that were recorded, for the hint."""
+    return " and ".join(_LOOKUP_SPELLING.get(name, name) for name in lookups)
+
+
 _NUM_CLASSES_HINT = (
     "F.one_hot(ids) guesses the number of classes from the largest id present; pass "
     "num_classes=weight.shape[0] so every one-hot vector has V entries."
@@ -351,7 +546,7 @@ _NUM_CLASSES_HINT = (
 
 
 @exercise(
-    "01.3",
+    "01.4",
     notebook=NB,
     title="One-hot times a matrix is a look-up",
     asks="Implement embed_one_hot(ids, weight): one_hot(ids) @ weight, without nn.Embedding",
@@ -405,14 +600,15 @@ def check_one_hot(answer: Any) -> None:
             raise ExerciseFailure(
                 f"the values are right, but your function reads rows of the weight by index "
                 f"({', '.join(lookups)}): the exercise asks you to do it without indexing.",
-                hint="Build one_hot = F.one_hot(ids, num_classes=weight.shape[0]), cast it to "
-                "weight.dtype, and return one_hot @ weight: the point is that this product IS "
-                "the look-up.",
+                hint=f"Do it without indexing: instead of {_lookup_names(lookups)}, build "
+                "one_hot = F.one_hot(ids, "
+                "num_classes=weight.shape[0]), cast it to weight.dtype, and return one_hot @ "
+                "weight: the point is that this product IS the look-up.",
             )
 
 
 # ------------------------------------------------------------------------------------------
-# 01.4 the negative-sampling loss
+# 01.5 the negative-sampling loss
 
 
 def _sgns_reference(
@@ -480,7 +676,7 @@ _SGNS_MISTAKES: list[tuple[_SgnsFn, str]] = [
 
 
 @exercise(
-    "01.4",
+    "01.5",
     notebook=NB,
     title="Skip-gram with negative sampling loss",
     asks="Implement sgns_loss(center (B,D), context (B,D), negatives (B,K,D))",
@@ -528,6 +724,168 @@ def check_sgns(answer: Any) -> None:
         atol=1e-3,
         hint="log(sigmoid(x)) overflows for large |x|: use F.logsigmoid.",
     )
+
+
+# ------------------------------------------------------------------------------------------
+# 01.6 an ablation: the number of merges against tokens per held-out word
+
+
+def _ablation(
+    train_text: str, held_out: str, n_merges: Sequence[int], *, mistake: str = ""
+) -> dict[int, float]:
+    out: dict[int, float] = {}
+    largest = BPETokenizer.train(train_text, BPETokenizer.BASE + max(n_merges))
+    for n in n_merges:
+        if mistake == "one tokenizer":
+            tok = largest
+        elif mistake == "no 256":
+            tok = BPETokenizer.train(train_text, n)
+        else:
+            tok = BPETokenizer.train(train_text, BPETokenizer.BASE + n)
+        measured = train_text if mistake == "training text" else held_out
+        n_tokens = len(tok.encode(measured))
+        if mistake == "per character":
+            out[n] = n_tokens / len(measured)
+        elif mistake == "count":
+            out[n] = float(n_tokens)
+        else:
+            out[n] = n_tokens / len(measured.split())
+    return out
+
+
+def _ablation_reference(
+    train_text: str, held_out: str, n_merges: Sequence[int]
+) -> dict[int, float]:
+    out = {}
+    for n in n_merges:
+        tok = BPETokenizer.train(train_text, 256 + n)  # 256 bytes + n merges
+        out[n] = len(tok.encode(held_out)) / len(held_out.split())
+    return out
+
+
+def _ablation_pieces(train_text: str, held_out: str, n_merges: Sequence[int]) -> dict[int, float]:
+    words = held_out.split()
+    out = {}
+    for n in sorted(n_merges, reverse=True):
+        tok = BPETokenizer.train(train_text, BPETokenizer.BASE + n)
+        out[n] = len(tok.pieces(held_out)) / len(words)
+    return out
+
+
+_ABLATION_MISTAKES: list[tuple[str, str]] = [
+    (
+        "training text",
+        "These are the numbers of the TRAINING text: measure on the held-out text, which the "
+        "merges were not learned from (that is what a new document would cost).",
+    ),
+    (
+        "per character",
+        "That is tokens per CHARACTER: divide the number of tokens by the number of words, "
+        "len(held_out.split()).",
+    ),
+    (
+        "count",
+        "That is the number of tokens: divide it by the number of words, len(held_out.split()), "
+        "so that texts of any length compare.",
+    ),
+    (
+        "one tokenizer",
+        "Every entry is the same: train a NEW tokenizer for each number of merges (the one "
+        "factor the ablation changes), BPETokenizer.train(train_text, 256 + n).",
+    ),
+]
+
+
+def _ablation_texts() -> tuple[str, str]:
+    """A training text and a held-out text drawn from the same small language."""
+    stems = ["read", "bear", "king", "love", "speak", "walk", "night", "dream", "sing", "hold"]
+    endings = ["", "", "", "s", "ing", "er", "ed", "eth", "est"]
+    small = ["the", "and", "of", "a", "to", "my", "thou", "is", "in", "that"]
+
+    def sample(seed: int, n_words: int) -> str:
+        gen = torch.Generator().manual_seed(seed)
+        picks = torch.randint(0, 1000, (n_words, 3), generator=gen).tolist()
+        words = []
+        for a, b, c in picks:
+            if a % 2:
+                words.append(small[b % len(small)])
+            else:
+                words.append(stems[b % len(stems)] + endings[c % len(endings)])
+        return " ".join(words) + "\n"
+
+    return sample(5, 3000), sample(6, 800)
+
+
+@exercise(
+    "01.6",
+    notebook=NB,
+    title="An ablation: how many merges pay off",
+    asks="merge_ablation(train_text, held_out, n_merges) -> {n: tokens per held-out word}, one "
+    "tokenizer trained per number of merges",
+    difficulty=2,
+    minutes=15,
+    reference=_ablation_reference,
+    wrong_answers={
+        "measured on the training text": partial(_ablation, mistake="training text"),
+        "vocab_size = number of merges (no 256 bytes)": partial(_ablation, mistake="no 256"),
+        "tokens per character": partial(_ablation, mistake="per character"),
+        "number of tokens, not per word": partial(_ablation, mistake="count"),
+        "one tokenizer for every entry": partial(_ablation, mistake="one tokenizer"),
+    },
+    also_correct={"pieces, largest first": _ablation_pieces},
+)
+def check_merge_ablation(answer: Any) -> None:
+    """Tokens per held-out word for 0, 15, 40 and 100 merges learned on a small synthetic text
+    (3,000 words), equal to BPETokenizer's.
+
+    Rejects measuring on the training text, vocab_size without the 256 bytes, tokens per
+    character, a plain token count and one tokenizer reused for every entry.
+    """
+    expect_callable(answer, name="merge_ablation")
+    train_text, held_out = _ablation_texts()
+    n_merges = [0, 15, 40, 100]
+    try:
+        got = answer(train_text, held_out, list(n_merges))
+    except ValueError as err:
+        if "byte alphabet" not in str(err):
+            raise
+        raise ExerciseFailure(
+            f"your code raised ValueError: {err}",
+            hint="vocab_size counts the 256 byte values too: n merges need "
+            "BPETokenizer.train(train_text, 256 + n).",
+        ) from err
+    expect_true(
+        isinstance(got, Mapping),
+        f"merge_ablation should return a dict, not {a_type(got)}.",
+        hint="Return {n: tokens per word} with one entry per number of merges.",
+    )
+    expect_equal(
+        sorted(got),
+        n_merges,
+        name="the keys of your dict",
+        hint="One entry per number of merges asked for, keyed by that number.",
+    )
+    expected = _ablation_reference(train_text, held_out, n_merges)
+    for n in n_merges:
+        value = got[n]
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, (int, float)) and abs(float(value) - expected[n]) <= 1e-9 * max(
+            1.0, expected[n]
+        ):
+            continue
+        hint = (
+            "Train BPETokenizer.train(train_text, 256 + n) for each n, encode the held-out "
+            "text, and divide the number of tokens by len(held_out.split())."
+        )
+        for mistake, mistake_hint in _ABLATION_MISTAKES:
+            if got == _ablation(train_text, held_out, n_merges, mistake=mistake):
+                hint = mistake_hint
+                break
+        raise ExerciseFailure(
+            f"with {n} merges you measured {value!r} tokens per word, expected {expected[n]:.4f}.",
+            hint=hint,
+        )
 
 
 quiz_question(
