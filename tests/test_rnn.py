@@ -209,8 +209,21 @@ def test_notebook02_checks_accept_reference_and_reject_wrong(monkeypatch) -> Non
 
     assert check("02.1", rnn_step)
     assert not check("02.1", lambda x, h, *w: torch.relu(x @ w[0].T + h @ w[1].T))
-    assert check("02.2", lstm_step)
-    assert not check("02.2", lambda *a: lstm_step(*a, order=(1, 0, 2, 3)))
-    assert check("02.3", 0.5**10) and not check("02.3", 0.5)
-    assert check("02.4", (2, 1)) and not check("02.4", (512, 1))
+
+    def rnn_loop(x, h0, *w):
+        h, states = h0, []
+        for t in range(x.shape[1]):
+            h = rnn_step(x[:, t], h, *w)
+            states.append(h)
+        return torch.stack(states, dim=1), h
+
+    def time_first(x, h0, *w):
+        states, h = rnn_loop(x, h0, *w)
+        return states.transpose(0, 1), h
+
+    assert check("02.2", (2, 1)) and not check("02.2", (512, 1))
+    assert check("02.3", rnn_loop) and not check("02.3", time_first)
+    assert check("02.4", lstm_step)
+    assert not check("02.4", lambda *a: lstm_step(*a, order=(1, 0, 2, 3)))
     assert check("02.5", "b") and not check("02.5", "a")
+    assert check("02.6", {16: 0.46, 64: 0.88}) and not check("02.6", {16: 0.88, 64: 0.46})

@@ -14,7 +14,6 @@ from coursekit.exercises.expect import (
     as_number,
     expect_callable,
     expect_close,
-    expect_number,
     show_number,
 )
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
@@ -139,7 +138,214 @@ def check_rnn_step(answer: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# 02.2 an LSTM cell
+# 02.2 the sequential bottleneck
+
+
+def _factor(value: Any, name: str) -> float:
+    return as_number(value, name=name, example="answer = (3, 0.5)")
+
+
+@exercise(
+    "02.2",
+    notebook=NB,
+    title="Predict: the sequential bottleneck",
+    asks="From 512 to 1,024 tokens, by what factor does the number of dependent "
+    "(one-after-another) steps of one layer grow: answer (rnn_factor, attention_factor)",
+    difficulty=1,
+    minutes=5,
+    reference=(2, 1),
+    also_correct={"floats": (2.0, 1.0), "a list": [2, 1]},
+    wrong_answers={
+        "step counts instead of factors, (512, 1)": (512, 1),
+        "attention's work instead of its steps, (2, 4)": (2, 4),
+        "attention grows linearly, (2, 2)": (2, 2),
+        "the RNN does not grow, (1, 1)": (1, 1),
+        "fractions that truncate to (2, 1)": (2.9, 1.4),
+        "a single number": 2,
+    },
+)
+def check_sequential(answer: Any) -> None:
+    """(2, 1) exactly: the RNN's chain doubles with T; attention's few batched products do not depend on T.
+
+    Rejects step counts instead of factors, attention's T^2 work mistaken for its dependent
+    steps, an RNN that does not grow, and numbers that only truncate to the answer.
+    """
+    if (
+        isinstance(answer, (str, bytes))
+        or not isinstance(answer, (tuple, list))
+        or len(answer) != 2
+    ):
+        raise ExerciseFailure(
+            f"answer should be a pair (rnn_factor, attention_factor), not {a_type(answer)}.",
+            hint="Set answer = (rnn_factor, attention_factor), two numbers.",
+        )
+    rnn = _factor(answer[0], "rnn_factor")
+    attention = _factor(answer[1], "attention_factor")
+    count_hint = (
+        "Give the factor (steps at 1,024 tokens divided by steps at 512), not the number of steps."
+    )
+    if rnn != 2:
+        hints = {
+            1.0: "h_t needs h_{t-1}: one dependent step per token, so twice the tokens is a "
+            "chain twice as long.",
+            4.0: "The RNN's chain has one step per token (linear in T), not T^2.",
+            512.0: count_hint,
+            1024.0: count_hint,
+        }
+        raise ExerciseFailure(
+            f"rnn_factor = {show_number(rnn)} is not right.",
+            hint=hints.get(
+                rnn,
+                "One dependent step per token: divide the steps at 1,024 tokens by those at 512.",
+            ),
+        )
+    if attention != 1:
+        work = (
+            "Attention's WORK grows (its T x T scores: 4 times), but all positions are computed "
+            "in the same few batched matrix products, whatever T is: the number of steps that "
+            "must wait for each other does not change."
+        )
+        linear = (
+            "Not linear either: each query's work grows with T, but the T queries are computed "
+            "side by side in one batched product, so no step waits for another and the count "
+            "of dependent steps stays the same."
+        )
+        hints = {4.0: work, 2.0: linear, 512.0: count_hint, 1024.0: count_hint}
+        raise ExerciseFailure(
+            f"attention_factor = {show_number(attention)} is not right.",
+            hint=hints.get(attention, work),
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# 02.3 the RNN time loop
+
+
+def _loop(
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+    *,
+    feed_back: bool = True,
+    time_first: bool = False,
+    with_h0: bool = False,
+    return_first: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (B, T, I), h0 (B, H) -> states (B, T, H) and the last state (B, H)."""
+    h = h0
+    states = [h0] if with_h0 else []
+    for t in range(x.shape[1]):
+        h = torch.tanh(x[:, t] @ W_ih.T + b_ih + (h if feed_back else h0) @ W_hh.T + b_hh)
+        states.append(h)
+    stacked = torch.stack(states, dim=0 if time_first else 1)
+    return stacked, (states[0] if return_first else h)
+
+
+def _loop_reference(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _loop(*args)
+
+
+def _loop_no_feedback(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _loop(*args, feed_back=False)
+
+
+def _loop_time_first(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _loop(*args, time_first=True)
+
+
+def _loop_with_h0(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _loop(*args, with_h0=True)
+
+
+def _loop_first_state(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _loop(*args, return_first=True)
+
+
+@exercise(
+    "02.3",
+    notebook=NB,
+    title="The RNN time loop",
+    asks="Implement rnn_loop(x, h0, W_ih, W_hh, b_ih, b_hh): x (B, T, I) -> all states (B, T, H) "
+    "and the last state (B, H)",
+    difficulty=2,
+    minutes=10,
+    reference=_loop_reference,
+    wrong_answers={
+        "h0 at every step (h not fed back)": _loop_no_feedback,
+        "states stacked time-first, (T, B, H)": _loop_time_first,
+        "h0 kept among the states, (B, T + 1, H)": _loop_with_h0,
+        "returns the first state instead of the last": _loop_first_state,
+    },
+)
+def check_rnn_loop(answer: Any) -> None:
+    """Equals torch.nn.RNN (batch_first, copied weights) on a (3, 5, 4) input with hidden size 6.
+
+    Rejects a loop that never feeds h back (h0 at every step), states stacked time-first,
+    h0 kept among the returned states, and the first state returned instead of the last.
+    """
+    expect_callable(answer, name="rnn_loop")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        ref = nn.RNN(4, 6, batch_first=True)
+    g = torch.Generator().manual_seed(3)
+    x, h0 = torch.randn(3, 5, 4, generator=g), torch.randn(3, 6, generator=g)
+    weights = tuple(
+        w.detach()
+        for w in ref.parameters()  # W_ih, W_hh, b_ih, b_hh
+    )
+    out = answer(x, h0, *weights)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise ExerciseFailure(
+            f"rnn_loop should return a pair (states, h_last), not {a_type(out)}.",
+            hint="End with `return torch.stack(states, dim=1), h`.",
+        )
+    states_ref, h_ref = (t.detach() for t in ref(x, h0.unsqueeze(0)))
+
+    def wrong(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]], index: int) -> Any:
+        return lambda: fn(x, h0, *weights)[index]
+
+    expect_close(
+        out[0],
+        states_ref,
+        name="states",
+        hint="h = h0; then for each t: h = rnn_step(x[:, t], h, ...), keeping every new h; "
+        "stack them with dim=1.",
+        mistakes=[
+            (
+                wrong(_loop_no_feedback, 0),
+                "Every step starts from h0: feed the NEW state back, h = rnn_step(x[:, t], h, ...), "
+                "so that h_t depends on h_{t-1}.",
+            ),
+            (
+                wrong(_loop_time_first, 0),
+                "The states are stacked time-first (T, B, H): stack along dim=1 to get "
+                "(B, T, H), the layout of the input x.",
+            ),
+            (
+                wrong(_loop_with_h0, 0),
+                "Keep only the T new states h_1 .. h_T, not the initial state h0: (B, T, H).",
+            ),
+        ],
+    )
+    expect_close(
+        out[1],
+        h_ref[0],
+        name="h_last",
+        hint="Return the state after the LAST step, h_T (equal to states[:, -1]).",
+        mistakes=[
+            (
+                wrong(_loop_first_state, 1),
+                "That is the first state h_1: return the LAST one, h_T = states[:, -1].",
+            )
+        ],
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# 02.4 an LSTM cell
 
 
 def _lstm(
@@ -200,7 +406,7 @@ _GATE_ORDER_HINT = (
 
 
 @exercise(
-    "02.2",
+    "02.4",
     notebook=NB,
     title="An LSTM cell from its equations",
     asks="Implement lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh) -> (h_new, c_new), gates in order i, f, g, o",
@@ -273,129 +479,6 @@ def check_lstm_step(answer: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# 02.3 predict a gradient
-
-
-@exercise(
-    "02.3",
-    notebook=NB,
-    title="Predict: how fast does a gradient vanish?",
-    asks="A linear RNN h_t = 0.5 * h_{t-1} + x_t: what is the norm of dh_T/dh_{T-10} (a number)?",
-    difficulty=1,
-    minutes=5,
-    reference=0.5**10,
-    also_correct={"1 / 1024": 1 / 1024, "2 ** -10": 2**-10},
-    wrong_answers={
-        "nine factors, 0.5 ** 9": 0.5**9,
-        "eleven factors, 0.5 ** 11": 0.5**11,
-        "0.5 * 10 instead of 0.5 ** 10": 5.0,
-        "the inverse, 2 ** 10": 1024,
-        "rounded to 0.001": 0.001,
-        "a string": "0.5**10",
-    },
-)
-def check_vanishing(answer: Any) -> None:
-    """0.5^10 (within 0.1%): ten factors of the Jacobian 0.5.
-
-    Rejects off-by-one powers (0.5^9, 0.5^11), 0.5 * 10, the inverse 2^10, a rounded 0.001 and
-    a string.
-    """
-    expect_number(
-        answer,
-        0.5**10,
-        rel_tol=1e-3,
-        example="answer = 0.5 ** 3",
-        hint="Each step back multiplies the gradient by the Jacobian dh_t/dh_{t-1} = 0.5.",
-        mistakes=[
-            (0.5**9, "From T-10 to T there are exactly 10 steps, so 10 factors of 0.5."),
-            (0.5**11, "From T-10 to T there are exactly 10 steps, so 10 factors of 0.5."),
-            (5.0, "Ten steps MULTIPLY the gradient by 0.5 ten times: a power, not a product."),
-            (0.5, "That is one step back; the question goes ten steps back."),
-            (2.0**10, "The factor per step is 0.5, so the gradient shrinks: 0.5 to the 10th."),
-            (
-                0.001,
-                "Close, but rounded: write the exact value as a power instead of a decimal.",
-            ),
-        ],
-    )
-
-
-# ------------------------------------------------------------------------------------------
-# 02.4 the sequential bottleneck
-
-
-def _factor(value: Any, name: str) -> float:
-    return as_number(value, name=name, example="answer = (3, 0.5)")
-
-
-@exercise(
-    "02.4",
-    notebook=NB,
-    title="Predict: the sequential bottleneck",
-    asks="From 512 to 1,024 tokens, by what factor does the number of dependent "
-    "(one-after-another) steps of one layer grow: answer (rnn_factor, attention_factor)",
-    difficulty=1,
-    minutes=5,
-    reference=(2, 1),
-    also_correct={"floats": (2.0, 1.0), "a list": [2, 1]},
-    wrong_answers={
-        "step counts instead of factors, (512, 1)": (512, 1),
-        "attention's work instead of its steps, (2, 4)": (2, 4),
-        "attention grows linearly, (2, 2)": (2, 2),
-        "the RNN does not grow, (1, 1)": (1, 1),
-        "fractions that truncate to (2, 1)": (2.9, 1.4),
-        "a single number": 2,
-    },
-)
-def check_sequential(answer: Any) -> None:
-    """(2, 1) exactly: the RNN's chain doubles with T; attention's few batched products do not depend on T.
-
-    Rejects step counts instead of factors, attention's T^2 work mistaken for its dependent
-    steps, an RNN that does not grow, and numbers that only truncate to the answer.
-    """
-    if (
-        isinstance(answer, (str, bytes))
-        or not isinstance(answer, (tuple, list))
-        or len(answer) != 2
-    ):
-        raise ExerciseFailure(
-            f"answer should be a pair (rnn_factor, attention_factor), not {a_type(answer)}.",
-            hint="Set answer = (rnn_factor, attention_factor), two numbers.",
-        )
-    rnn = _factor(answer[0], "rnn_factor")
-    attention = _factor(answer[1], "attention_factor")
-    count_hint = (
-        "Give the factor (steps at 1,024 tokens divided by steps at 512), not the number of steps."
-    )
-    if rnn != 2:
-        hints = {
-            1.0: "h_t needs h_{t-1}: one dependent step per token, so twice the tokens is a "
-            "chain twice as long.",
-            4.0: "The RNN's chain has one step per token (linear in T), not T^2.",
-            512.0: count_hint,
-            1024.0: count_hint,
-        }
-        raise ExerciseFailure(
-            f"rnn_factor = {show_number(rnn)} is not right.",
-            hint=hints.get(
-                rnn,
-                "One dependent step per token: divide the steps at 1,024 tokens by those at 512.",
-            ),
-        )
-    if attention != 1:
-        work = (
-            "Attention's WORK grows (its T x T scores: 4 times), but all positions are computed "
-            "in the same few batched matrix products, whatever T is: the number of steps that "
-            "must wait for each other does not change."
-        )
-        hints = {4.0: work, 2.0: work, 512.0: count_hint, 1024.0: count_hint}
-        raise ExerciseFailure(
-            f"attention_factor = {show_number(attention)} is not right.",
-            hint=hints.get(attention, work),
-        )
-
-
-# ------------------------------------------------------------------------------------------
 # 02.5 explain the winner
 
 _WHY_NOT = {
@@ -438,6 +521,84 @@ def check_why_lstm(answer: Any) -> None:
         )
     if letter != "b":
         raise ExerciseFailure(f"({letter}) is not the mechanism.", hint=_WHY_NOT[letter])
+
+
+# ------------------------------------------------------------------------------------------
+# 02.6 an ablation: a bigger state
+
+CHANCE = 1 / 8  # the recall task draws its tokens from 8 symbols
+
+
+@exercise(
+    "02.6",
+    notebook=NB,
+    title="Ablation: does a bigger state recall further?",
+    asks="Rerun the delay-8 recall task with hidden size 64 instead of 16 (nothing else "
+    "changed): answer = {16: accuracy, 64: accuracy}",
+    difficulty=3,
+    minutes=10,
+    reference={16: 0.46, 64: 0.88},
+    also_correct={
+        "tensor values": {16: torch.tensor(0.46), 64: torch.tensor(0.88)},
+        "keys as strings": {"16": 0.5, "64": 0.9},
+    },
+    wrong_answers={
+        "percentages": {16: 46.0, 64: 88.0},
+        "one run only, no comparison": {64: 0.88},
+        "the two runs swapped": {16: 0.88, 64: 0.46},
+        "the big run at chance (the delay changed too)": {16: 0.46, 64: 0.125},
+        "a single number": 0.88,
+    },
+)
+def check_state_ablation(answer: Any) -> None:
+    """A dict {16: a, 64: b} of accuracies in [0, 1] where the bigger state recalls clearly
+    better (b above a by at least 0.2, b well above chance 1/8), the effect the notebook measures.
+
+    Rejects percentages, a single run, the two runs swapped, a big run at chance, and a number.
+    """
+    if not isinstance(answer, dict):
+        raise ExerciseFailure(
+            f"answer should be a dict {{hidden_size: accuracy}}, not {a_type(answer)}.",
+            hint="An ablation compares two runs: answer = {16: small_accuracy, 64: big_accuracy}.",
+        )
+    try:
+        acc = {int(k): as_number(v, name=f"answer[{k!r}]") for k, v in answer.items()}
+    except (TypeError, ValueError) as err:
+        raise ExerciseFailure(
+            "The keys should be the hidden sizes 16 and 64.",
+            hint="answer = {16: small_accuracy, 64: big_accuracy}",
+        ) from err
+    if set(acc) != {16, 64}:
+        raise ExerciseFailure(
+            f"answer has the hidden sizes {sorted(acc)}, not 16 and 64.",
+            hint="An ablation compares two runs that differ in ONE factor: give the accuracy at "
+            "hidden size 16 (the baseline) AND at 64.",
+        )
+    if any(not 0 <= v <= 1 for v in acc.values()):
+        raise ExerciseFailure(
+            f"Accuracies {acc} are not in [0, 1].",
+            hint="Give the accuracy as a fraction (0.9), as delayed_recall_accuracy returns it, "
+            "not as percentages.",
+        )
+    small, big = acc[16], acc[64]
+    if big < CHANCE + 0.1:
+        raise ExerciseFailure(
+            f"Hidden size 64 at {big:.2f} is about chance (1/8).",
+            hint="Change only the hidden size: keep delay=8 and the default steps, as in the "
+            "baseline (at delay 16 both sizes are at chance).",
+        )
+    if big < small - 0.05:
+        raise ExerciseFailure(
+            f"The bigger state recalls worse in your answer ({big:.2f} < {small:.2f}).",
+            hint="Check which run is which: the runs look swapped, the key 64 goes with the "
+            "model of hidden size 64.",
+        )
+    if big < small + 0.2:
+        raise ExerciseFailure(
+            f"Hidden size 64 ({big:.2f}) is hardly better than 16 ({small:.2f}).",
+            hint="Change only hidden=64 in delayed_recall_accuracy(8, ...): same delay, same "
+            "steps and seed as the baseline.",
+        )
 
 
 quiz_question(
