@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from coursekit.exercises.expect import (
     a_type,
+    as_number,
     expect_callable,
     expect_close,
     expect_equal,
@@ -348,7 +349,152 @@ def check_std(answer: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# 03.4 splitting into heads
+# 03.4 the ablation: attention with and without 1/sqrt(d_k)
+
+ABLATION_N_KEYS = 32
+ABLATION_TRIALS = 1000
+
+
+def random_scores(d_k: int, trials: int = ABLATION_TRIALS, seed: int = 0) -> torch.Tensor:
+    """Unscaled scores q . k of random unit-variance queries and 32 keys: ``(trials, 32)``."""
+    gen = torch.Generator().manual_seed(seed + d_k)
+    q = torch.randn(trials, 1, d_k, generator=gen)
+    k = torch.randn(trials, ABLATION_N_KEYS, d_k, generator=gen)
+    return (q @ k.transpose(-2, -1)).squeeze(1)
+
+
+def _max_weight(
+    d_k: int,
+    scaled: bool,
+    *,
+    scale: Callable[[int], float] = lambda d: 1 / math.sqrt(d),
+    dim: int = -1,
+    reduce: str = "max",
+    softmax: bool = True,
+) -> float:
+    s = random_scores(d_k)
+    if scaled:
+        s = s * scale(d_k)
+    w = torch.softmax(s, dim=dim) if softmax else s
+    top = w.max(dim=-1).values if reduce == "max" else w.mean(dim=-1)
+    return top.mean().item()
+
+
+def _max_weight_reference(d_k: int, scaled: bool) -> float:
+    s = random_scores(d_k)
+    if scaled:
+        s = s / math.sqrt(d_k)
+    return torch.softmax(s, dim=-1).max(dim=-1).values.mean().item()
+
+
+def _max_weight_swapped(d_k: int, scaled: bool) -> float:
+    return _max_weight(d_k, not scaled)
+
+
+def _max_weight_over_dk(d_k: int, scaled: bool) -> float:
+    return _max_weight(d_k, scaled, scale=lambda d: 1 / d)
+
+
+def _max_weight_mean(d_k: int, scaled: bool) -> float:
+    return _max_weight(d_k, scaled, reduce="mean")
+
+
+def _max_weight_over_trials(d_k: int, scaled: bool) -> float:
+    return _max_weight(d_k, scaled, dim=0)
+
+
+def _max_weight_no_softmax(d_k: int, scaled: bool) -> float:
+    return _max_weight(d_k, scaled, softmax=False)
+
+
+_ABLATION_DIMS = (4, 16, 64)
+_ABLATION_TOL = 0.03  # the mean of 1,000 largest weights varies by < 0.01 between seeds
+_MaxWeightFn = Callable[[int, bool], float]
+_ABLATION_MISTAKES: list[tuple[_MaxWeightFn, str]] = [
+    (
+        _max_weight_swapped,
+        "Your numbers for scaled=True and scaled=False are swapped: divide the scores by "
+        "sqrt(d_k) only when scaled is True.",
+    ),
+    (
+        _max_weight_over_dk,
+        "The scaled run divides by d_k: the weights then flatten towards 1/32 as d_k grows. "
+        "Divide by math.sqrt(d_k).",
+    ),
+    (
+        _max_weight_mean,
+        "That is the MEAN weight of a row, always 1/32 since a softmax row sums to 1: take each "
+        "row's largest weight, .max(dim=-1).values, then average over the trials.",
+    ),
+    (
+        _max_weight_over_trials,
+        "The softmax ran over the trials (dim=0): each row of scores is one query against 32 "
+        "keys, so take the softmax over the keys, dim=-1.",
+    ),
+    (
+        _max_weight_no_softmax,
+        "You took the largest SCORE: apply torch.softmax(scores, dim=-1) first, and take the "
+        "largest weight.",
+    ),
+]
+
+
+@exercise(
+    "03.4",
+    notebook=NB,
+    title="Ablation: attention without 1/sqrt(d_k)",
+    asks="Implement mean_max_weight(d_k, scaled): the average largest softmax weight of "
+    "random_scores(d_k), divided by sqrt(d_k) when scaled is True; the notebook then runs it "
+    "with and without the scaling across d_k",
+    difficulty=2,
+    minutes=10,
+    reference=_max_weight_reference,
+    wrong_answers={
+        "scaled and unscaled swapped": _max_weight_swapped,
+        "divides by d_k": _max_weight_over_dk,
+        "mean weight instead of the largest": _max_weight_mean,
+        "softmax over the trials": _max_weight_over_trials,
+        "largest score, no softmax": _max_weight_no_softmax,
+    },
+)
+def check_ablation(answer: Any) -> None:
+    """The average largest weight at d_k = 4, 16, 64, scaled and not, within 0.03 of the reference (another seed passes): unscaled it climbs towards 1, scaled it stays near 0.16.
+
+    Rejects swapped runs, dividing by d_k, the mean instead of the largest weight, a softmax
+    over the trials, and the largest score instead of the largest weight.
+    """
+    expect_callable(answer, name="mean_max_weight")
+    got = {}
+    for d_k in _ABLATION_DIMS:
+        for scaled in (False, True):
+            got[d_k, scaled] = as_number(
+                answer(d_k, scaled),
+                name=f"mean_max_weight({d_k}, {scaled})",
+                example="return weights.max(dim=-1).values.mean().item()",
+            )
+    expected = {key: _max_weight_reference(*key) for key in got}
+
+    def close(values: dict[tuple[int, bool], float]) -> bool:
+        # within 0.03, and within 20% for the small values of the mistakes (1/32 and below)
+        return all(
+            abs(got[key] - values[key]) <= min(_ABLATION_TOL, 0.2 * abs(values[key])) for key in got
+        )
+
+    if close(expected):
+        return
+    for mistake, hint in _ABLATION_MISTAKES:
+        if close({key: mistake(*key) for key in got}):
+            raise ExerciseFailure("The measured weights are not right.", hint=hint)
+    worst = max(got, key=lambda key: abs(got[key] - expected[key]))
+    raise ExerciseFailure(
+        f"mean_max_weight{worst} = {got[worst]:.3f}, expected about {expected[worst]:.3f}.",
+        hint="scores = random_scores(d_k); divide them by math.sqrt(d_k) when scaled; softmax "
+        "over the keys (dim=-1); the largest weight of each row, averaged over the rows.",
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# 03.5 splitting into heads
 
 
 def _merge_heads(y: torch.Tensor) -> torch.Tensor:
@@ -403,7 +549,7 @@ _SPLIT_MISTAKES: list[tuple[_SplitFn, str]] = [
 
 
 @exercise(
-    "03.4",
+    "03.5",
     notebook=NB,
     title="Split into heads",
     asks="Implement split_heads(x, n_heads): (B, T, D) -> (B, n_heads, T, D // n_heads); pass "
@@ -428,7 +574,7 @@ def check_heads(answer: Any) -> None:
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         raise ExerciseFailure(
             "Pass the pair (split_heads, merge_heads).",
-            hint='check("03.4", (split_heads, merge_heads)): both functions, in a tuple.',
+            hint='check("03.5", (split_heads, merge_heads)): both functions, in a tuple.',
         )
     split, merge = answer
     expect_callable(split, name="split_heads")
@@ -453,37 +599,156 @@ def check_heads(answer: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# 03.5 predict the cost
+# 03.6 the decoding loop of the attention seq2seq model
+
+
+def _greedy_translate(
+    model: Any,
+    src: torch.Tensor,
+    max_len: int,
+    *,
+    feed_back: bool = True,
+    carry_state: bool = True,
+    attend_each_step: bool = True,
+    query_after_step: bool = True,
+    use_mask: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy decoding, one step at a time: ids ``(B, max_len)``, weights ``(B, max_len, S)``."""
+    with torch.no_grad():
+        states, summary, valid = model.encode(src)  # (B, S, 2H), (B, 2H), (B, S)
+        start = torch.tanh(model.bridge(summary)).unsqueeze(0)  # (1, B, H)
+        hidden = start
+        bos = torch.full((src.shape[0], 1), model.config.bos_id, dtype=torch.long)
+        token = bos.to(src.device)
+        ids, weights, first = [], [], None
+        for _ in range(max_len):
+            emb = model.tgt_emb(token)  # (B, 1, E)
+            before = hidden.transpose(0, 1)  # (B, 1, H): the state before this step
+            out, hidden = model.decoder(emb, hidden if carry_state else start)  # (B, 1, H)
+            query = out if query_after_step else before
+            if attend_each_step or first is None:
+                first = model.attn(query, states, valid if use_mask else None)
+            context, w = first  # (B, 1, 2H), (B, 1, S)
+            feat = torch.tanh(model.combine(torch.cat([out, context, emb], dim=-1)))
+            next_token = model.out(feat).argmax(dim=-1)  # (B, 1)
+            ids.append(next_token)
+            weights.append(w)
+            token = next_token if feed_back else bos.to(src.device)
+        return torch.cat(ids, dim=1), torch.cat(weights, dim=1)
+
+
+def _greedy_reference(
+    model: Any, src: torch.Tensor, max_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return _greedy_translate(model, src, max_len)
+
+
+_TranslateFn = Callable[[Any, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+_LOOP_MISTAKES: list[tuple[_TranslateFn, str]] = [
+    (
+        partial(_greedy_translate, feed_back=False),
+        "Every step was fed <bos>: feed the token just predicted (the argmax) as the next "
+        "step's input.",
+    ),
+    (
+        partial(_greedy_translate, carry_state=False),
+        "The decoder state restarted from the encoder summary at every step: pass the hidden "
+        "state returned by model.decoder into the next step.",
+    ),
+    (
+        partial(_greedy_translate, attend_each_step=False),
+        "The context of the first step was reused: call model.attn at EVERY step, with that "
+        "step's query; a fresh context per output word is the point of attention.",
+    ),
+    (
+        partial(_greedy_translate, query_after_step=False),
+        "The query was the state BEFORE the GRU step (Bahdanau's order); this model attends "
+        "with the GRU output of the current step, out.",
+    ),
+    (
+        partial(_greedy_translate, use_mask=False),
+        "Padding got attention weight: pass valid, the mask from model.encode, to model.attn.",
+    ),
+]
+
+
+def _loop_case() -> tuple[Any, torch.Tensor]:
+    from coursekit.rnn.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model = Seq2Seq(Seq2SeqConfig(20, 24, d_emb=8, d_hidden=16, attention=True)).eval()
+        src = torch.randint(4, 20, (3, 6))
+    src[1, 4:] = model.config.pad_id  # two sources shorter than the longest one
+    src[2, 3:] = model.config.pad_id
+    return model, src
 
 
 @exercise(
-    "03.5",
+    "03.6",
     notebook=NB,
-    title="Predict: the quadratic cost",
-    asks="Self-attention at T = 1,000 tokens computes a score matrix. How many times more "
-    "multiply-adds does the score matrix QK^T need at T = 4,000 (same d)?",
-    difficulty=1,
-    minutes=5,
-    reference=16,
-    also_correct={"a float": 16.0},
-    wrong_answers={"linear, 4": 4, "cubic, 64": 64, "the square root, 2": 2, "a string": "16x"},
+    title="The decoding loop with attention",
+    asks="Implement greedy_translate(model, src, max_len) -> (ids (B, max_len), weights "
+    "(B, max_len, S)): the attention seq2seq decoder run one step at a time, attending at every "
+    "step and feeding back its argmax",
+    difficulty=3,
+    minutes=20,
+    reference=_greedy_reference,
+    wrong_answers={
+        "feeds <bos> at every step": _LOOP_MISTAKES[0][0],
+        "restarts the decoder state": _LOOP_MISTAKES[1][0],
+        "attends once, at the first step": _LOOP_MISTAKES[2][0],
+        "query before the GRU step": _LOOP_MISTAKES[3][0],
+        "ignores the padding mask": _LOOP_MISTAKES[4][0],
+    },
 )
-def check_cost(answer: Any) -> None:
-    """16: the score matrix has T x T entries of d multiply-adds each, and (4,000 / 1,000)^2 = 16.
+def check_loop(answer: Any) -> None:
+    """On a small random model with three padded sources: the same ids as the step-by-step reference (which equals greedy_decode up to each <eos>) and the same weights.
 
-    Rejects the linear (4), cubic (64) and square-root (2) guesses, and a string.
+    Rejects feeding <bos> at every step, restarting the decoder state, attending only once, the
+    query taken before the GRU step, and a forgotten padding mask.
     """
-    expect_number(
-        answer,
-        16.0,
-        example="answer = 9",
-        hint="QK^T has T x T entries, each a d-long dot product: cost T^2 d.",
-        mistakes=[
-            (4.0, "QK^T has T x T entries: both of its dimensions grow 4 times."),
-            (64.0, "d stays the same: the cost is T^2 d, not T^3."),
-            (2.0, "The cost grows faster than T, not slower: T x T entries."),
-        ],
+    expect_callable(answer, name="greedy_translate")
+    model, src = _loop_case()
+    max_len = 7
+    result = answer(model, src, max_len)
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise ExerciseFailure(
+            f"greedy_translate returned {a_type(result)}; it should return a pair.",
+            hint="return torch.cat(ids, dim=1), torch.cat(weights, dim=1): the ids (B, max_len) "
+            "and the weights (B, max_len, S).",
+        )
+    ids, weights = result
+    ref_ids, ref_weights = _greedy_reference(model, src, max_len)
+    expect_shape(
+        ids,
+        tuple(ref_ids.shape),
+        name="ids",
+        hint="One predicted token per step and sequence: (B, max_len), no <bos> in front.",
     )
+    same_ids = torch.equal(torch.as_tensor(ids).long().cpu(), ref_ids)
+    expect_shape(
+        weights,
+        tuple(ref_weights.shape),
+        name="weights",
+        hint="One row of weights over the S source positions per step: (B, max_len, S).",
+    )
+    if same_ids and torch.allclose(torch.as_tensor(weights).float(), ref_weights, atol=1e-5):
+        return
+    for fn, hint in _LOOP_MISTAKES:
+        m_ids, m_weights = fn(model, src, max_len)
+        if torch.equal(torch.as_tensor(ids).long().cpu(), m_ids) and torch.allclose(
+            torch.as_tensor(weights).float(), m_weights, atol=1e-5
+        ):
+            raise ExerciseFailure("The translation differs from greedy decoding.", hint=hint)
+    generic = (
+        "Each step: emb = model.tgt_emb(token); out, hidden = model.decoder(emb, hidden); "
+        "context, w = model.attn(out, states, valid); logits = model.out(torch.tanh("
+        "model.combine(torch.cat([out, context, emb], -1)))); token = logits.argmax(-1)."
+    )
+    if not same_ids:
+        raise ExerciseFailure("The predicted ids differ from greedy decoding.", hint=generic)
+    expect_close(weights, ref_weights, name="weights", hint=generic)
 
 
 quiz_question(
@@ -494,12 +759,14 @@ quiz_question(
         "To make attention weights sum to one",
         "To save memory",
         "Dot products of d_k-dimensional vectors have variance ~ d_k; without scaling the softmax "
-        "saturates and its gradients vanish",
+        "saturates, and the gradient reaches only the top one or two keys",
         "Because the keys are normalised to unit length",
     ],
     answer=2,
     explanation="With unit-variance entries q.k has standard deviation sqrt(d_k); dividing brings "
-    "it back to ~1, so the softmax stays soft and gradients flow (measured in this notebook).",
+    "it back to ~1, so the softmax stays soft and every key gets a share of the gradient. "
+    "Unscaled, one key takes nearly all the weight and the other keys' gradients vanish "
+    "(measured in this notebook).",
     feedback=[
         "The softmax makes every row sum to one at any scale; dividing changes how peaked the "
         "weights are, not their sum.",
