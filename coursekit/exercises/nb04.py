@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from coursekit.exercises.expect import (
     expect_callable,
@@ -15,7 +18,9 @@ from coursekit.exercises.expect import (
     expect_number,
 )
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
-from coursekit.positional import alibi_bias, apply_rope, sinusoidal_encoding
+from coursekit.layers import BlockConfig, TransformerBlock
+from coursekit.long_context import extend_rope
+from coursekit.positional import RotaryEmbedding, alibi_bias, apply_rope, sinusoidal_encoding
 
 NB = "04"
 
@@ -122,106 +127,49 @@ def check_sinusoidal(answer: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# 04.2 RoPE by hand
-
-
-def _rope(
-    x: torch.Tensor,
-    positions: torch.Tensor,
-    *,
-    sign: float = 1.0,
-    pairs: str = "interleaved",
-    exponent: str = "2i",
-    ignore_positions: bool = False,
-) -> torch.Tensor:
-    d = x.shape[-1]
-    i = torch.arange(d // 2, dtype=torch.float64)
-    theta = 10000.0 ** (-(2 * i if exponent == "2i" else i) / d)
-    pos = torch.arange(x.shape[0]) if ignore_positions else positions
-    angle = sign * pos.double()[:, None] * theta
-    if pairs == "interleaved":
-        a, b = x[:, 0::2], x[:, 1::2]
-    else:
-        a, b = x[:, : d // 2], x[:, d // 2 :]
-    ra, rb = (
-        a * torch.cos(angle) - b * torch.sin(angle),
-        a * torch.sin(angle) + b * torch.cos(angle),
-    )
-    out = torch.empty_like(x)
-    if pairs == "interleaved":
-        out[:, 0::2], out[:, 1::2] = ra, rb
-    else:
-        out[:, : d // 2], out[:, d // 2 :] = ra, rb
-    return out
-
-
-def _rope_reference(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    d = x.shape[-1]
-    theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    angle = positions.double()[:, None] * theta
-    a, b = x[:, 0::2], x[:, 1::2]
-    out = torch.empty_like(x)
-    out[:, 0::2] = a * torch.cos(angle) - b * torch.sin(angle)
-    out[:, 1::2] = a * torch.sin(angle) + b * torch.cos(angle)
-    return out
-
-
-_ROPE_MISTAKES: list[tuple[dict[str, Any], str]] = [
-    (
-        {"sign": -1.0},
-        "You rotated the other way: for the pair (a, b) at angle t the result is "
-        "(a cos t - b sin t, a sin t + b cos t).",
-    ),
-    (
-        {"pairs": "halves"},
-        "Pair neighbouring channels (2i, 2i+1), x[:, 0::2] with x[:, 1::2]; pairing channel i "
-        "with i + d/2 is another layout (GPT-NeoX's).",
-    ),
-    (
-        {"exponent": "i"},
-        "Pair i turns at 10000^(-2i/d): torch.arange(0, d, 2) / d in the exponent.",
-    ),
-    (
-        {"ignore_positions": True},
-        "Use the positions you are given (positions[t] for row t), not 0 .. T-1.",
-    ),
-]
+# 04.2 predict a bucket
 
 
 @exercise(
     "04.2",
     notebook=NB,
-    title="Rotary embeddings",
-    asks="Implement my_rope(x, positions): rotate each channel pair (2i, 2i+1) of x (T, d) by "
-    "positions[t] * 10000^(-2i/d)",
-    difficulty=2,
-    minutes=15,
-    reference=_rope_reference,
+    title="Predict: a T5 bucket",
+    asks="Bidirectional T5 buckets (32 buckets, max distance 128): which bucket holds a key 3 "
+    "positions AFTER the query (relative position +3)?",
+    difficulty=1,
+    minutes=5,
+    reference=19,
+    also_correct={"a float": 19.0},
     wrong_answers={
-        "rotates the wrong way": partial(_rope, sign=-1.0),
-        "pairs channel i with i + d/2": partial(_rope, pairs="halves"),
-        "exponent i/d": partial(_rope, exponent="i"),
-        "ignores positions (uses 0 .. T-1)": partial(_rope, ignore_positions=True),
+        "no offset for keys after the query": 3,
+        "offset of 32": 35,
+        "counted backwards": 13,
+        "off by one": 20,
+        "a fraction that truncates to the answer": 19.5,
     },
 )
-def check_rope(answer: Any) -> None:
-    """Equals apply_rope for x (6, 8) at positions 3, 0, 7, 1, 1, 10 (not 0 .. T-1).
+def check_bucket(answer: Any) -> None:
+    """19: keys after the query use buckets 16..31, and a distance below 8 gets its own bucket, 16 + 3.
 
-    Rejects rotating the wrong way, pairing channel i with i + d/2, the exponent i/d, and
-    ignoring the positions given.
+    Rejects 3 (no offset), 35 (offset 32), 13, 20, and any non-integer.
     """
-    expect_callable(answer, name="my_rope")
-    g = torch.Generator().manual_seed(4)
-    x = torch.randn(6, 8, generator=g, dtype=torch.float64)
-    pos = torch.tensor([3, 0, 7, 1, 1, 10])
-    out = answer(x.clone(), pos.clone())
-    expect_close(
-        out,
-        apply_rope(x, pos),
-        name="my_rope(x, positions)",
-        atol=1e-5,
-        hint="For the pair (a, b) at angle t: (a cos t - b sin t, a sin t + b cos t).",
-        mistakes=[(partial(_rope, x, pos, **kw), hint) for kw, hint in _ROPE_MISTAKES],
+    value = expect_integer(answer, example="answer = 7")
+    if value == 19:
+        return
+    hints = {
+        3: "Bidirectional: half of the 32 buckets (16..31) are for keys AFTER the query, so "
+        "their index starts at 16.",
+        35: "32 buckets in all, shared by both directions: keys after the query start at "
+        "32 // 2 = 16.",
+        13: "Keys after the query are counted upwards from 16: 16 + distance.",
+    }
+    raise ExerciseFailure(
+        f"bucket {value} is not right.",
+        hint=hints.get(
+            value,
+            "Half the 32 buckets (16..31) are for keys after the query; distances below 8 get "
+            "their own bucket: 16 + distance.",
+        ),
     )
 
 
@@ -310,49 +258,106 @@ def check_alibi(answer: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# 04.4 predict a bucket
+# 04.4 RoPE by hand: the loop over positions and pairs
+
+
+def _rope(
+    x: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    sign: float = 1.0,
+    pairs: str = "interleaved",
+    exponent: str = "2i",
+    ignore_positions: bool = False,
+) -> torch.Tensor:
+    d = x.shape[-1]
+    i = torch.arange(d // 2, dtype=torch.float64)
+    theta = 10000.0 ** (-(2 * i if exponent == "2i" else i) / d)
+    pos = torch.arange(x.shape[0]) if ignore_positions else positions
+    angle = sign * pos.double()[:, None] * theta
+    if pairs == "interleaved":
+        a, b = x[:, 0::2], x[:, 1::2]
+    else:
+        a, b = x[:, : d // 2], x[:, d // 2 :]
+    ra, rb = (
+        a * torch.cos(angle) - b * torch.sin(angle),
+        a * torch.sin(angle) + b * torch.cos(angle),
+    )
+    out = torch.empty_like(x)
+    if pairs == "interleaved":
+        out[:, 0::2], out[:, 1::2] = ra, rb
+    else:
+        out[:, : d // 2], out[:, d // 2 :] = ra, rb
+    return out
+
+
+def _rope_reference(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    d = x.shape[-1]
+    theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    angle = positions.double()[:, None] * theta
+    a, b = x[:, 0::2], x[:, 1::2]
+    out = torch.empty_like(x)
+    out[:, 0::2] = a * torch.cos(angle) - b * torch.sin(angle)
+    out[:, 1::2] = a * torch.sin(angle) + b * torch.cos(angle)
+    return out
+
+
+_ROPE_MISTAKES: list[tuple[dict[str, Any], str]] = [
+    (
+        {"sign": -1.0},
+        "You rotated the other way: for the pair (a, b) at angle t the result is "
+        "(a cos t - b sin t, a sin t + b cos t).",
+    ),
+    (
+        {"pairs": "halves"},
+        "Pair neighbouring channels (2i, 2i+1), x[:, 0::2] with x[:, 1::2]; pairing channel i "
+        "with i + d/2 is another layout (GPT-NeoX's).",
+    ),
+    (
+        {"exponent": "i"},
+        "Pair i turns at 10000^(-2i/d): torch.arange(0, d, 2) / d in the exponent.",
+    ),
+    (
+        {"ignore_positions": True},
+        "Use the positions you are given (positions[t] for row t), not 0 .. T-1.",
+    ),
+]
 
 
 @exercise(
     "04.4",
     notebook=NB,
-    title="Predict: a T5 bucket",
-    asks="Bidirectional T5 buckets (32 buckets, max distance 128): which bucket holds a key 3 "
-    "positions AFTER the query (relative position +3)?",
-    difficulty=1,
-    minutes=5,
-    reference=19,
-    also_correct={"a float": 19.0},
+    title="RoPE: the loop over positions and pairs",
+    asks="Implement my_rope(x, positions) with the loop written out: for each row t and pair i, "
+    "rotate (x[t, 2i], x[t, 2i+1]) by the angle positions[t] * 10000^(-2i/d)",
+    difficulty=2,
+    minutes=15,
+    reference=_rope_reference,
     wrong_answers={
-        "no offset for keys after the query": 3,
-        "offset of 32": 35,
-        "counted backwards": 13,
-        "off by one": 20,
-        "a fraction that truncates to the answer": 19.5,
+        "rotates the wrong way": partial(_rope, sign=-1.0),
+        "pairs channel i with i + d/2": partial(_rope, pairs="halves"),
+        "exponent i/d": partial(_rope, exponent="i"),
+        "ignores positions (uses 0 .. T-1)": partial(_rope, ignore_positions=True),
     },
 )
-def check_bucket(answer: Any) -> None:
-    """19: keys after the query use buckets 16..31, and a distance below 8 gets its own bucket, 16 + 3.
+def check_rope(answer: Any) -> None:
+    """Equals apply_rope for x (6, 8) at positions 3, 0, 7, 1, 1, 10 (not 0 .. T-1).
 
-    Rejects 3 (no offset), 35 (offset 32), 13, 20, and any non-integer.
+    Rejects rotating the wrong way, pairing channel i with i + d/2, the exponent i/d, and
+    ignoring the positions given.
     """
-    value = expect_integer(answer, example="answer = 7")
-    if value == 19:
-        return
-    hints = {
-        3: "Bidirectional: half of the 32 buckets (16..31) are for keys AFTER the query, so "
-        "their index starts at 16.",
-        35: "32 buckets in all, shared by both directions: keys after the query start at "
-        "32 // 2 = 16.",
-        13: "Keys after the query are counted upwards from 16: 16 + distance.",
-    }
-    raise ExerciseFailure(
-        f"bucket {value} is not right.",
-        hint=hints.get(
-            value,
-            "Half the 32 buckets (16..31) are for keys after the query; distances below 8 get "
-            "their own bucket: 16 + distance.",
-        ),
+    expect_callable(answer, name="my_rope")
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 8, generator=g, dtype=torch.float64)
+    pos = torch.tensor([3, 0, 7, 1, 1, 10])
+    out = answer(x.clone(), pos.clone())
+    expect_close(
+        out,
+        apply_rope(x, pos),
+        name="my_rope(x, positions)",
+        atol=1e-5,
+        hint="For the pair (a, b) at angle t: (a cos t - b sin t, a sin t + b cos t).",
+        mistakes=[(partial(_rope, x, pos, **kw), hint) for kw, hint in _ROPE_MISTAKES],
     )
 
 
@@ -409,6 +414,155 @@ def check_rope_dot(answer: Any) -> None:
             ),
         ],
     )
+
+
+# ------------------------------------------------------------------------------------------
+# 04.6 ablation: position interpolation on the trained RoPE model
+
+
+class _TinyRopeLM(nn.Module):
+    """A one-block causal character model with a shared ``rotary``, to test 04.6 on.
+
+    ids ``(B, T)`` -> logits ``(B, T, vocab)``; built like the notebook's ``TinyLM("rope")``.
+    """
+
+    def __init__(self, vocab: int = 11, d_model: int = 16, n_heads: int = 2) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d_model)
+        self.rotary = RotaryEmbedding(d_model // n_heads)
+        config = BlockConfig(d_model, n_heads, d_ff=2 * d_model, norm_first=True)
+        self.block = TransformerBlock(config, rotary=self.rotary)
+        self.out = nn.Linear(d_model, vocab)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(self.block(self.emb(ids), is_causal=True))
+
+
+def _position_losses(
+    model: nn.Module,
+    windows: torch.Tensor,
+    factor: float,
+    *,
+    method: str = "interpolation",
+    reduce: str = "batch",
+    in_place: bool = False,
+    shifted: bool = True,
+) -> torch.Tensor:
+    if method == "times":  # positions multiplied by the factor instead of divided
+        stretched = copy.deepcopy(model)
+        rotary = stretched.rotary
+        assert isinstance(rotary, RotaryEmbedding)
+        rotary.scale = rotary.scale / factor
+        rotary._refresh(rotary.cos.shape[0])
+    else:
+        target = model if in_place else copy.deepcopy(model)
+        stretched = extend_rope(target, method=method, factor=factor)  # type: ignore[arg-type]
+    with torch.no_grad():
+        logits = stretched(windows[:, :-1])  # (B, T, V)
+    targets = windows[:, 1:] if shifted else windows[:, :-1]
+    loss = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T)
+    if reduce == "all":
+        return loss.mean()
+    if reduce == "positions":
+        return loss.mean(dim=1)
+    return loss.mean(dim=0)
+
+
+def _position_losses_reference(
+    model: nn.Module, windows: torch.Tensor, factor: float
+) -> torch.Tensor:
+    stretched = extend_rope(copy.deepcopy(model), method="interpolation", factor=factor)
+    with torch.no_grad():
+        logits = stretched(windows[:, :-1])  # (B, T, V)
+    loss = F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")  # (B, T)
+    return loss.mean(dim=0)
+
+
+_ABLATION_MISTAKES: list[tuple[dict[str, Any], str]] = [
+    (
+        {"reduce": "all"},
+        "Return one loss per POSITION, shape (T,): average over the windows (dim 0) only. One "
+        "number for the whole window hides where the loss rises, which is the point.",
+    ),
+    (
+        {"reduce": "positions"},
+        "You averaged over the positions (dim 1) and kept one loss per window: average over the "
+        "windows (dim 0) and keep the positions.",
+    ),
+    (
+        {"method": "times"},
+        "Position interpolation DIVIDES the positions by the factor (extend_rope with "
+        "method='interpolation' does it), squeezing the long window into the trained range; you "
+        "multiplied them.",
+    ),
+    (
+        {"method": "ntk"},
+        "That is NTK-aware base scaling (method='ntk'); this exercise measures position "
+        "interpolation, method='interpolation'.",
+    ),
+    (
+        {"shifted": False},
+        "The target at position t is the NEXT character, windows[:, t + 1]: inputs "
+        "windows[:, :-1], targets windows[:, 1:].",
+    ),
+]
+
+
+@exercise(
+    "04.6",
+    notebook=NB,
+    title="Ablation: position interpolation on a trained RoPE model",
+    asks="Implement loss_per_position(model, windows, factor): the trained RoPE model's "
+    "cross-entropy at each position (T,) of windows (B, T + 1), with its positions divided by "
+    "factor (on a copy of the model); the notebook then runs it for several factors",
+    difficulty=3,
+    minutes=20,
+    reference=_position_losses_reference,
+    wrong_answers={
+        "one loss for the whole window": partial(_position_losses, reduce="all"),
+        "averaged over the positions, one loss per window": partial(
+            _position_losses, reduce="positions"
+        ),
+        "positions multiplied by the factor": partial(_position_losses, method="times"),
+        "NTK-aware base scaling instead": partial(_position_losses, method="ntk"),
+        "targets not shifted": partial(_position_losses, shifted=False),
+        "changes the trained model in place": partial(_position_losses, in_place=True),
+    },
+)
+def check_position_losses(answer: Any) -> None:
+    """Equals the reference on a random one-block RoPE model for factors 1 and 4, 3 windows of 21
+    characters, and leaves the model it is given unchanged.
+
+    Rejects one loss for the whole window, one loss per window, positions multiplied by the
+    factor, NTK-aware base scaling, unshifted targets, and changing the model in place.
+    """
+    expect_callable(answer, name="loss_per_position")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(6)
+        model = _TinyRopeLM().eval()
+        windows = torch.randint(0, 11, (3, 21))
+    for factor in (1.0, 4.0):
+        got = answer(model, windows.clone(), factor)
+        if model.rotary.scale != 1.0 or model.rotary.base != 10000.0:
+            raise ExerciseFailure(
+                f"loss_per_position(model, windows, {factor:g}) changed the model it was given "
+                f"(its rotary now has scale {model.rotary.scale:g}, base {model.rotary.base:g}).",
+                hint="Work on a copy (copy.deepcopy(model)): extend_rope changes a model in "
+                "place, so the next factor would be applied on top of this one.",
+            )
+        expect_close(
+            got,
+            _position_losses_reference(model, windows, factor),
+            name=f"loss_per_position(model, windows, {factor:g})",
+            atol=1e-4,
+            hint="On a copy of the model, extend_rope(copy, method='interpolation', "
+            "factor=factor); logits of windows[:, :-1]; cross-entropy with reduction='none' "
+            "against windows[:, 1:]; mean over dim 0.",
+            mistakes=[
+                (partial(_position_losses, model, windows, factor, **kw), hint)
+                for kw, hint in _ABLATION_MISTAKES
+            ],
+        )
 
 
 quiz_question(
