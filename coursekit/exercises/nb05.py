@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -10,11 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from coursekit.exercises.expect import (
+    a_type,
+    as_number,
     expect_callable,
     expect_close,
     expect_equal,
-    expect_number,
     expect_shape,
+    expect_tensor,
     expect_true,
 )
 from coursekit.exercises.registry import ExerciseFailure, exercise, quiz_question
@@ -66,11 +70,11 @@ _LN_MISTAKES: list[tuple[dict[str, Any], str]] = [
         {"eps_where": "outside"},
         "eps goes INSIDE the square root: sqrt(var + eps), not sqrt(var) + eps.",
     ),
+    ({"eps_where": "fixed"}, "Use the eps argument you are given, not a fixed 1e-5."),
     (
         {"eps_where": "none"},
         "Add eps to the variance before the square root; it matters when the variance is small.",
     ),
-    ({"eps_where": "fixed"}, "Use the eps argument you are given, not a fixed 1e-5."),
     (
         {"dims": (0,)},
         "Normalise each position over its features, the LAST dimension (dim=-1), not over the "
@@ -113,8 +117,8 @@ def check_layer_norm(answer: Any) -> None:
     g = torch.Generator().manual_seed(5)
     for shape, scale, eps in [
         ((4, 8), 4.0, 1e-5),
-        ((2, 3, 16), 4.0, 0.5),
         ((3, 8), 1e-3, 1e-5),
+        ((2, 3, 16), 4.0, 0.5),
         ((1, 1), 4.0, 1e-5),
     ]:
         x = torch.randn(*shape, generator=g) * scale + 1
@@ -224,6 +228,13 @@ def check_label_smoothing(answer: Any) -> None:
         expect_shape(
             got, (), name="the loss", hint="Return one number: the mean over the N positions."
         )
+        if isinstance(got, torch.Tensor) and not bool(torch.isfinite(got).all()):
+            raise ExerciseFailure(
+                f"The loss is {got.item()} for eps={eps}, K={k}.",
+                hint="Logits are not probabilities: they can be negative, and the log of a "
+                "negative number is NaN. Take log-probabilities with torch.log_softmax(logits, "
+                "dim=-1).",
+            )
         expect_close(
             got,
             F.cross_entropy(logits, target, label_smoothing=eps),
@@ -306,7 +317,7 @@ def _decoder_self_attention_twice(
     notebook="05",
     title="A post-norm decoder layer",
     asks="Chain masked self-attention, cross-attention and the FFN with residuals and LayerNorms",
-    difficulty=3,
+    difficulty=2,
     minutes=25,
     reference=_decoder_reference,
     wrong_answers={
@@ -414,6 +425,17 @@ def check_decoder_layer(answer) -> None:
                 variant(residual=False),
                 "Each sub-layer's input must be added back before the "
                 "norm (the residual connection): norm(y + sublayer(y)), not norm(sublayer(y)).",
+            ),
+            (
+                _decoder_ffn_without_residual(y, memory, src_valid, **parts),
+                "The FFN sub-layer lost its residual connection: norm3(y + ffn(y)), not "
+                "norm3(ffn(y)).",
+            ),
+            (
+                _decoder_self_attention_twice(y, memory, src_valid, **parts),
+                "The second sub-layer never reads the encoder: cross-attention takes its keys "
+                "and values from the memory, cross_attn(y, memory, key_padding_mask=src_valid), "
+                "not from the target.",
             ),
         ] + [
             (variant(order=order), swapped)
@@ -541,64 +563,388 @@ def check_beam_step(answer: Any) -> None:
                 ),
             ],
         )
+        got_pairs = [(int(b), int(t)) for b, t in zip(beam, token, strict=True)]
+        want_pairs = [(int(i) // v, int(i) % v) for i in flat]
+        if got_pairs != want_pairs and got_pairs == [(int(i) % v, int(i) // v) for i in flat]:
+            raise ExerciseFailure(
+                f"(beam_index, token) for K={k}, V={v} are {got_pairs}; expected {want_pairs}.",
+                hint="Beam and token are swapped: the beam is the ROW of the (K, V) table, "
+                "i // V, and the token its column, i % V.",
+            )
+        if got_pairs != want_pairs and got_pairs == [(int(i) // k, int(i) % k) for i in flat]:
+            raise ExerciseFailure(
+                f"(beam_index, token) for K={k}, V={v} are {got_pairs}; expected {want_pairs}.",
+                hint="You divided the flat index by K: each row of the flattened (K, V) table "
+                "holds V entries, so beam = i // V and token = i % V.",
+            )
         expect_equal(
-            [(int(b), int(t)) for b, t in zip(beam, token, strict=True)],
-            [(int(i) // v, int(i) % v) for i in flat],
+            got_pairs,
+            want_pairs,
             name="(beam_index, token) pairs",
             hint="For a flat index i into a (K, V) table: beam = i // V, token = i % V.",
         )
 
 
 # ------------------------------------------------------------------------------------------
-# 05.4 predict the peak learning rate
+# 05.4 the greedy decoding loop (write the core loop)
 
-_PEAK = 512**-0.5 * 4000**-0.5
+_Greedy = Callable[..., torch.Tensor]
+
+
+class _CopyToy:
+    """A stand-in encoder-decoder whose greedy output is known in advance.
+
+    Decoder position t predicts source token t; at the source's length it predicts <eos>; after
+    that it rambles (token 3), like a real model that is not stopped. ``encode_calls`` counts the
+    encoder passes. Ids: pad 0, bos 1, eos 2; source tokens are 4..11.
+    """
+
+    vocab = 12
+
+    def __init__(self) -> None:
+        self.encode_calls = 0
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """src ``(B, S)`` -> memory ``(B, S, V)`` (one-hot), src_valid ``(B, S)``."""
+        self.encode_calls += 1
+        return F.one_hot(src, self.vocab).float(), src != 0
+
+    def decode(
+        self, tgt_in: torch.Tensor, memory: torch.Tensor, src_valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """tgt_in ``(B, T)`` -> next-token logits ``(B, T, V)``."""
+        b, t = tgt_in.shape
+        s = memory.shape[1]
+        lengths = src_valid.sum(1) if src_valid is not None else torch.full((b,), s)
+        source = memory.argmax(-1)  # (B, S)
+        nxt = torch.full((b, t), 3, dtype=torch.long)
+        for pos in range(t):
+            copy = source[:, pos] if pos < s else torch.zeros(b, dtype=torch.long)
+            nxt[:, pos] = torch.where(pos < lengths, copy, nxt[:, pos])
+            nxt[:, pos] = torch.where(lengths == pos, torch.full_like(copy, 2), nxt[:, pos])
+        return F.one_hot(nxt, self.vocab).float() * 5.0
+
+
+def _greedy(
+    model: Any,
+    src: torch.Tensor,
+    max_len: int,
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    mistake: str = "",
+) -> torch.Tensor:
+    """The greedy loop, with one of the usual mistakes."""
+    memory, src_valid = model.encode(src)
+    out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
+    done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+    for _ in range(max_len - 1 if mistake == "one_short" else max_len):
+        if mistake == "re_encode":
+            memory, src_valid = model.encode(src)
+        logits = model.decode(out, memory, src_valid)
+        nxt = (logits[:, 0] if mistake == "first_position" else logits[:, -1]).argmax(-1)
+        if mistake != "no_padding":
+            nxt = nxt.masked_fill(done, pad_id)
+        done |= nxt == eos_id
+        out = torch.cat([out, nxt[:, None]], dim=1)
+        if mistake == "first_row_done" and bool(done.any()):
+            break
+        if mistake != "never_stop" and bool(done.all()):
+            break
+    return out if mistake == "keeps_bos" else out[:, 1:]
+
+
+def _greedy_reference(
+    model: Any, src: torch.Tensor, max_len: int, *, bos_id: int, eos_id: int, pad_id: int
+) -> torch.Tensor:
+    memory, src_valid = model.encode(src)  # encode once
+    out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
+    done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+    for _ in range(max_len):
+        nxt = model.decode(out, memory, src_valid)[:, -1].argmax(-1)  # (B,)
+        nxt = nxt.masked_fill(done, pad_id)  # a finished row only pads
+        done |= nxt == eos_id
+        out = torch.cat([out, nxt[:, None]], dim=1)
+        if bool(done.all()):
+            break
+    return out[:, 1:]
+
+
+_GREEDY_MISTAKES: list[tuple[str, str]] = [
+    (
+        "keeps_bos",
+        "Your output starts with <bos>: it is the decoder's first INPUT, not a generated token. "
+        "Return the tokens after it (out[:, 1:]).",
+    ),
+    (
+        "first_position",
+        "You read the logits of the FIRST position at every step: the next token is predicted "
+        "at the LAST position of the decoder input, logits[:, -1].",
+    ),
+    (
+        "no_padding",
+        "A row that has emitted <eos> keeps writing words: once a row is done, every later "
+        "token of that row must be pad_id (nxt.masked_fill(done, pad_id)), while the other rows "
+        "go on.",
+    ),
+    (
+        "first_row_done",
+        "You stop as soon as ONE row has emitted <eos>: the rows finish at different steps, so "
+        "keep a boolean `done` per row and stop only when all of them are done (done.all()).",
+    ),
+    (
+        "never_stop",
+        "Your loop always runs max_len steps: stop as soon as every row has emitted <eos> "
+        "(done.all()); the output is then only as long as the longest translation.",
+    ),
+    (
+        "one_short",
+        "One token short: the loop may write up to max_len tokens (for _ in range(max_len)), "
+        "not max_len - 1.",
+    ),
+]
+
+#: (source rows, max_len): rows of different lengths; a limit that cuts the long rows; one row.
+_GREEDY_CASES: list[tuple[list[list[int]], int]] = [
+    ([[5, 6, 7, 0, 0], [8, 9, 10, 11, 4], [6, 0, 0, 0, 0]], 10),
+    ([[5, 6, 7, 0, 0], [8, 9, 10, 11, 4], [6, 0, 0, 0, 0]], 4),
+    ([[9, 4, 7, 5]], 8),
+]
 
 
 @exercise(
     "05.4",
     notebook="05",
-    title="Predict the peak learning rate",
-    asks="The noam schedule's largest rate for d_model=512 and warmup=4000 (a number)",
-    difficulty=1,
-    minutes=5,
-    reference=_PEAK,
-    also_correct={"rounded to 7.0e-4": 7.0e-4},
+    title="Write the core loop: greedy decoding",
+    asks="greedy_translate(model, src, max_len, *, bos_id, eos_id, pad_id): encode once, then "
+    "append the argmax token until every row has emitted <eos> (later tokens of a finished row "
+    "are pad_id) or max_len tokens are written; return the tokens after <bos>",
+    difficulty=3,
+    minutes=25,
+    reference=_greedy_reference,
     wrong_answers={
-        "d_model^-0.5 only": 512**-0.5,
-        "warmup^-0.5 only": 4000**-0.5,
-        "the rate at step 1": 512**-0.5 * 4000**-1.5,
-        "d_model^+0.5": 512**0.5 * 4000**-0.5,
-        "a guess of 1e-3": 1e-3,
-        "a string": "7e-4",
+        "returns <bos> too": partial(_greedy, mistake="keeps_bos"),
+        "reads the first position's logits": partial(_greedy, mistake="first_position"),
+        "rows not stopped independently (no padding after <eos>)": partial(
+            _greedy, mistake="no_padding"
+        ),
+        "stops when the first row is done": partial(_greedy, mistake="first_row_done"),
+        "never stops before max_len": partial(_greedy, mistake="never_stop"),
+        "re-encodes the source at every step": partial(_greedy, mistake="re_encode"),
+        "max_len - 1 tokens at most": partial(_greedy, mistake="one_short"),
     },
 )
-def check_peak_lr(answer: Any) -> None:
-    """d_model^-0.5 * warmup^-0.5 within 2%, where the two branches of the min() meet (step = warmup).
+def check_greedy_translate(answer: Any) -> None:
+    """On a stand-in model whose translations are known (it copies the source, then emits
+    <eos>, then rambles): rows of 3, 5 and 1 tokens with max_len 10 and 4, and a single row.
+    The output must equal the reference loop's exactly, with one encoder pass per call.
 
-    Rejects either factor alone, the rate at step 1, d_model^+0.5, a guess of 1e-3 and a string.
+    Rejects <bos> in the output, the first position's logits, rows that go on after <eos>,
+    stopping when one row is done, never stopping early, re-encoding at every step, and one
+    step too few.
     """
-    expect_number(
-        answer,
-        _PEAK,
-        rel_tol=0.02,
-        example="answer = 1e-3",
-        hint="The two branches of the min() meet at step = warmup; evaluate "
-        "d_model^-0.5 * warmup^-0.5 there.",
-        mistakes=[
-            (
-                512**-0.5,
-                "You have d_model^-0.5 alone: at the peak, step = warmup, the min() is "
-                "warmup^-0.5; multiply by it.",
-            ),
-            (4000**-0.5, "Multiply by d_model^-0.5 as well: lr = d_model^-0.5 * min(...)."),
-            (
-                512**-0.5 * 4000**-1.5,
-                "That is the rate at step 1; it grows linearly until step = warmup.",
-            ),
-            (512**0.5 * 4000**-0.5, "d_model enters as d_model^-0.5 = 1 / sqrt(512)."),
-        ],
-    )
+    expect_callable(answer, name="greedy_translate")
+    ids = dict(bos_id=1, eos_id=2, pad_id=0)
+    for rows, max_len in _GREEDY_CASES:
+        src = torch.tensor(rows)
+        toy = _CopyToy()
+        got = answer(toy, src.clone(), max_len, **ids)
+        call = f"greedy_translate(model, src, max_len={max_len}) on {len(rows)} row(s)"
+        if toy.encode_calls != 1:
+            raise ExerciseFailure(
+                f"{call} ran the encoder {toy.encode_calls} times.",
+                hint="Encode the source ONCE, before the loop: the memory does not change while "
+                "the target grows; only the decoder runs at every step.",
+            )
+        expected = _greedy_reference(_CopyToy(), src, max_len, **ids)
+        got = expect_tensor(got, name=call)
+        if tuple(got.shape) == tuple(expected.shape) and torch.equal(got.long(), expected):
+            continue
+        for mistake, hint in _GREEDY_MISTAKES:
+            wrong = _greedy(_CopyToy(), src, max_len, **ids, mistake=mistake)
+            if tuple(got.shape) == tuple(wrong.shape) and torch.equal(got.long(), wrong):
+                raise ExerciseFailure(f"{call} returned {got.tolist()}.", hint=hint)
+        raise ExerciseFailure(
+            f"{call} returned {got.tolist()}; expected {expected.tolist()}.",
+            hint="memory, src_valid = model.encode(src); start from a column of <bos>; at each "
+            "step take model.decode(out, memory, src_valid)[:, -1].argmax(-1), replace it by "
+            "pad_id in rows already done, mark rows that emit <eos> as done, append, and stop "
+            "when all rows are done.",
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# 05.6 run an ablation: where the LayerNorm goes, and the gradients at initialisation
+
+_Ablation = tuple[dict[str, list[float]], str]
+
+
+def _norm_ablation(
+    make_model: Callable[[bool], Any], batch: tuple[torch.Tensor, torch.Tensor], mistake: str = ""
+) -> _Ablation:
+    """Gradient norm of each decoder layer (bottom first) after one backward pass at
+    initialisation, for post-norm and pre-norm, with one of the usual mistakes."""
+    norms: dict[str, list[float]] = {}
+    for name, norm_first in (("post-norm", False), ("pre-norm", True)):
+        model = make_model(norm_first)
+        model.loss(*batch).backward()
+        per_layer = []
+        for layer in model.decoder.layers:
+            params = list(layer.parameters())
+            if mistake == "weights":
+                per_layer.append(float(torch.sqrt(sum(p.detach().pow(2).sum() for p in params))))
+            elif mistake == "sum_of_norms":
+                per_layer.append(float(sum(p.grad.norm() for p in params)))
+            else:
+                per_layer.append(float(torch.sqrt(sum(p.grad.pow(2).sum() for p in params))))
+        norms[name] = per_layer[::-1] if mistake == "top_first" else per_layer
+    uneven = max(norms, key=lambda k: _spread(norms[k]))
+    if mistake == "swapped_conclusion":
+        uneven = "pre-norm" if uneven == "post-norm" else "post-norm"
+    return norms, uneven
+
+
+def _norm_ablation_reference(
+    make_model: Callable[[bool], Any], batch: tuple[torch.Tensor, torch.Tensor]
+) -> _Ablation:
+    norms = {}
+    for name, norm_first in (("post-norm", False), ("pre-norm", True)):
+        model = make_model(norm_first)  # the same initial weights, only the placement differs
+        model.loss(*batch).backward()
+        norms[name] = [
+            float(torch.sqrt(sum(p.grad.pow(2).sum() for p in layer.parameters())))
+            for layer in model.decoder.layers  # bottom (next to the embeddings) first
+        ]
+    more_uneven = max(norms, key=lambda k: max(norms[k]) / min(norms[k]))
+    return norms, more_uneven
+
+
+def _spread(norms: list[float]) -> float:
+    return max(norms) / min(norms)
+
+
+_ABLATION_HINTS: dict[str, str] = {
+    "weights": "These are the norms of the WEIGHTS, not of their gradients: after "
+    "loss.backward() use p.grad of each parameter.",
+    "sum_of_norms": "One norm per layer over ALL its parameters together: "
+    "sqrt(sum of p.grad.pow(2).sum() over the layer's parameters), not the sum of the separate "
+    "norms.",
+    "top_first": "The list runs from the top layer down: list the decoder layers bottom first "
+    "(model.decoder.layers[0], next to the embeddings, first).",
+}
+
+
+def _small_model(norm_first: bool) -> torch.nn.Module:
+    """A 6 + 6 layer Transformer of width 16 (seed 0), for the check."""
+    from coursekit.models import Transformer, TransformerConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        config = TransformerConfig(
+            12,
+            12,
+            d_model=16,
+            n_heads=2,
+            n_encoder_layers=6,
+            n_decoder_layers=6,
+            d_ff=32,
+            dropout=0.0,
+            norm_first=norm_first,
+        )
+        return Transformer(config)
+
+
+@functools.cache
+def _small_reference() -> _Ablation:
+    """The reference result on the check's model (computed once)."""
+    with torch.random.fork_rng(devices=[]):
+        return _norm_ablation_reference(_small_model, _small_batch())
+
+
+def _small_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    from coursekit.data.synthetic import BOS_ID, EOS_ID, reverse_task
+
+    task = reverse_task(16, 6, vocab_size=12, seed=0)
+    n = task.tgt.shape[0]
+    bos, eos = torch.full((n, 1), BOS_ID), torch.full((n, 1), EOS_ID)
+    return task.src, torch.cat([bos, task.tgt, eos], dim=1)
+
+
+@exercise(
+    "05.6",
+    notebook="05",
+    title="Run an ablation: where the LayerNorm goes",
+    asks="norm_ablation(make_model, batch) -> (grad_norms, more_uneven): for norm_first False "
+    "and True, one backward pass of make_model(norm_first).loss(*batch); grad_norms = "
+    "{'post-norm': [...], 'pre-norm': [...]}, the gradient norm of each decoder layer, bottom "
+    "first; more_uneven = the placement whose largest / smallest norm is bigger",
+    difficulty=3,
+    minutes=20,
+    reference=_norm_ablation_reference,
+    wrong_answers={
+        "weight norms instead of gradient norms": partial(_norm_ablation, mistake="weights"),
+        "sum of the parameters' norms": partial(_norm_ablation, mistake="sum_of_norms"),
+        "layers listed top first": partial(_norm_ablation, mistake="top_first"),
+        "conclusion swapped": partial(_norm_ablation, mistake="swapped_conclusion"),
+    },
+)
+def check_norm_ablation(answer: Any) -> None:
+    """On a 6 + 6 layer model of width 16 and 16 reverse-task pairs: the per-layer gradient
+    norms of both placements within 1e-4 (relative) of the reference, and the placement with
+    the more uneven gradients (largest / smallest).
+
+    Rejects weight norms, a sum of per-parameter norms, the layers listed top first, and the
+    conclusion swapped.
+    """
+    expect_callable(answer, name="norm_ablation")
+    batch = _small_batch()
+    out = answer(_small_model, batch)
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ExerciseFailure(
+            f"norm_ablation should return a pair (grad_norms, more_uneven); it returned "
+            f"{a_type(out)}.",
+            hint="return grad_norms, more_uneven",
+        )
+    norms, uneven = out
+    want, want_uneven = _small_reference()
+    if not isinstance(norms, dict) or sorted(norms) != sorted(want):
+        raise ExerciseFailure(
+            "grad_norms should be a dict with the keys 'post-norm' and 'pre-norm'.",
+            hint="grad_norms = {'post-norm': [...], 'pre-norm': [...]}, one float per decoder "
+            "layer.",
+        )
+    for name, values in norms.items():
+        n_layers = len(want[name])
+        if not isinstance(values, (list, tuple)) or len(values) != n_layers:
+            raise ExerciseFailure(
+                f"grad_norms[{name!r}] should be a list of {n_layers} numbers, one per decoder "
+                "layer of this model.",
+                hint="[gradient norm of layer for layer in model.decoder.layers]",
+            )
+        got = [as_number(v, name=f"grad_norms[{name!r}]") for v in values]
+        if all(math.isclose(g, w, rel_tol=1e-4) for g, w in zip(got, want[name], strict=True)):
+            continue
+        hint = (
+            "Build a fresh model = make_model(norm_first) for each placement, call "
+            "model.loss(*batch).backward() once, and take the gradient norm of each decoder layer."
+        )
+        for mistake, told in _ABLATION_HINTS.items():
+            wrong = _norm_ablation(_small_model, batch, mistake)[0][name]
+            if all(math.isclose(g, w, rel_tol=1e-4) for g, w in zip(got, wrong, strict=True)):
+                hint = told
+        raise ExerciseFailure(
+            f"grad_norms[{name!r}] is {[round(g, 3) for g in got]}; the run gives "
+            f"{[round(w, 3) for w in want[name]]}.",
+            hint=hint,
+        )
+    if uneven != want_uneven:
+        ratios = ", ".join(f"{k} {_spread(v):.1f}x" for k, v in want.items())
+        raise ExerciseFailure(
+            f"more_uneven is {uneven!r}.",
+            hint=f"Compare the largest / smallest gradient norm of each placement ({ratios}): "
+            "your conclusion is swapped; name the placement with the bigger ratio.",
+        )
 
 
 quiz_question(
@@ -707,8 +1053,10 @@ quiz_question(
     ],
     answer=1,
     explanation="The optimiser's statistics (Adam's second moments) are still unreliable at the "
-    "start and post-norm gradients near the output are large; a small rate at first avoids "
-    "divergence, as the notebook's deep post-norm experiment shows.",
+    "start, and in a post-norm stack the layers near the output get the largest gradients "
+    "(section 16 measures them). In the notebook's experiment the deep post-norm model trained "
+    "at the full rate from the first step stalls near the loss of a model that knows only the "
+    "output format, while the same model with a warm-up learns the task.",
     feedback=[
         "A step costs the same at any learning rate; warm-up changes the size of the updates, "
         "not their cost.",
